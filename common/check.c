@@ -1,0 +1,107 @@
+/* The read side. All queries of one call go out in one pipeline and the replies are read in
+ * order, so checking a thousand accounts costs one round trip, not a thousand. */
+#include "check.h"
+
+#include "interval.h"
+#include "key.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Takes the device ids out of an HKEYS reply, sorted. */
+static int take_ids(const redisReply *r, struct hb_check_result *res)
+{
+    res->devices = (long long)r->elements;
+    if (r->elements == 0)
+        return 0;
+    res->device_ids = calloc(r->elements, sizeof(char *));
+    if (res->device_ids == NULL)
+        return -1;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            return -1;
+        res->device_ids[i] = strndup(e->str, e->len);
+        if (res->device_ids[i] == NULL)
+            return -1;
+        res->n_device_ids = i + 1;
+    }
+    qsort(res->device_ids, res->n_device_ids, sizeof(char *), compare_strings);
+    return 0;
+}
+
+int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
+                      int64_t interval_start_ms, bool want_ids, struct hb_check_result *results,
+                      char *err, size_t errlen)
+{
+    memset(results, 0, n * sizeof(*results));
+    bool *queried = calloc(n ? n : 1, sizeof(bool));
+    if (queried == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char key[HB_KEY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (hb_key_format(key, sizeof(key), accounts[i], interval_start_ms) < 0)
+            continue;
+        if (redisAppendCommand(c, want_ids ? "HKEYS %s" : "HLEN %s", key) != REDIS_OK) {
+            snprintf(err, errlen, "queue command: %s", c->errstr);
+            free(queried);
+            return -1;
+        }
+        queried[i] = true;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!queried[i])
+            continue;
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+            snprintf(err, errlen, "read reply: %s", c->errstr[0] ? c->errstr : "no reply");
+            rc = -1;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "redis: %s", r->str);
+            rc = -1;
+        } else if (!want_ids && r->type == REDIS_REPLY_INTEGER) {
+            results[i].devices = r->integer;
+        } else if (want_ids && r->type == REDIS_REPLY_ARRAY) {
+            if (take_ids(r, &results[i]) < 0) {
+                snprintf(err, errlen, "out of memory or bad reply");
+                rc = -1;
+            }
+        } else {
+            snprintf(err, errlen, "unexpected reply type %d", r->type);
+            rc = -1;
+        }
+        freeReplyObject(r);
+    }
+    free(queried);
+    return rc;
+}
+
+int hb_check_previous(redisContext *c, const char *const *accounts, size_t n, int64_t at_ms,
+                      int interval_s, bool want_ids, struct hb_check_result *results, char *err,
+                      size_t errlen)
+{
+    int64_t start = hb_interval_previous(at_ms, (int64_t)interval_s * 1000);
+    return hb_check_interval(c, accounts, n, start, want_ids, results, err, errlen);
+}
+
+void hb_check_results_finish(struct hb_check_result *results, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < results[i].n_device_ids; j++)
+            free(results[i].device_ids[j]);
+        free(results[i].device_ids);
+        results[i].device_ids = NULL;
+        results[i].n_device_ids = 0;
+    }
+}

@@ -1,0 +1,45 @@
+/* The bounded hand-off between paho's receive thread and the Redis writer. */
+#ifndef HB_QUEUE_H
+#define HB_QUEUE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ids.h"
+
+/* One accepted heartbeat, already binned by the time it arrived. */
+struct queue_entry {
+    int64_t interval_start; /* Unix ms */
+    char account[HB_ID_MAX + 1];
+    char device[HB_ID_MAX + 1];
+};
+
+struct queue {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    struct queue_entry *ring;
+    size_t capacity, head, count;
+    size_t wake_at; /* the writer wants a signal once count reaches this */
+    bool closed;
+};
+
+/* Allocates a ring of capacity entries. Returns false (after reporting) on failure. */
+bool queue_init(struct queue *q, size_t capacity);
+void queue_finish(struct queue *q);
+
+/* Copies e into the queue. Returns false when the queue is full or closed; the caller counts
+ * the drop. Never blocks beyond the short lock. */
+bool queue_push(struct queue *q, const struct queue_entry *e);
+
+/* Waits until max entries are queued, wait_ms passed, or the queue is closed, then moves up to
+ * max entries into out. Returns how many; 0 with *closed set means closed and empty. */
+size_t queue_pop(struct queue *q, struct queue_entry *out, size_t max, int wait_ms, bool *closed);
+
+/* After close, pushes fail and a waiting queue_pop returns at once. */
+void queue_close(struct queue *q);
+
+size_t queue_length(struct queue *q);
+
+#endif

@@ -1,0 +1,267 @@
+/* The Redis writer. Each key of a batch is written by one EVALSHA of a small script that does
+ * the HINCRBYs and the PEXPIRE together: Redis runs a script atomically (and logs it to the AOF
+ * as one transaction), so a key never exists without its TTL, even if Redis dies mid-batch.
+ * Keys are removed from the batch as their replies arrive; on a lost connection the rest stays
+ * and is retried after reconnecting. A retried key can count a heartbeat twice in its field
+ * value, never a device that was not there. */
+#include "writer.h"
+
+#include "interval.h"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* KEYS[1] = key, ARGV[1] = TTL in ms, then device/count pairs. */
+static const char write_script[] =
+    "local ttl = tonumber(ARGV[1])\n"
+    "for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "return 1\n";
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void disconnect(struct writer *w)
+{
+    if (w->redis != NULL) {
+        redisFree(w->redis);
+        w->redis = NULL;
+    }
+}
+
+/* Connects and loads the script; false (logged, counted) when Redis is not reachable. */
+static bool connect_redis(struct writer *w)
+{
+    char err[256];
+    w->redis = hb_redis_connect(&w->cfg.redis, 2000, err, sizeof(err));
+    if (w->redis == NULL) {
+        atomic_fetch_add(&w->stats->redis_errors, 1);
+        HB_WARN("redis: %s; buffering (%zu queued)", err, queue_length(w->queue));
+        return false;
+    }
+    redisReply *r = redisCommand(w->redis, "SCRIPT LOAD %s", write_script);
+    bool ok = r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40;
+    if (ok)
+        memcpy(w->script_sha, r->str, 41);
+    else
+        HB_WARN("redis: SCRIPT LOAD failed: %s",
+                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+    freeReplyObject(r);
+    if (!ok) {
+        atomic_fetch_add(&w->stats->redis_errors, 1);
+        disconnect(w);
+        return false;
+    }
+    HB_INFO("redis: connected");
+    return true;
+}
+
+/* Replies after which the same write is worth retrying. */
+static bool transient_error(const char *msg)
+{
+    static const char *const prefixes[] = {"NOSCRIPT", "LOADING", "BUSY", "OOM",
+                                           "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Queues one EVALSHA for key k, or drops k when its life already ended. Returns 1 when a
+ * command was queued, 0 when k was dropped, -1 on failure. */
+static int append_key(struct writer *w, struct batch_key *k, int64_t now)
+{
+    int64_t interval_ms = (int64_t)w->cfg.interval_s * 1000;
+    int64_t ttl = hb_interval_ttl_ms(k->interval_start, interval_ms, now);
+    if (ttl <= 0) {
+        atomic_fetch_add(&w->stats->expired, (unsigned long long)k->heartbeats);
+        return 0;
+    }
+    size_t argc = 5 + 2 * k->n_devices;
+    const char **argv = malloc(argc * sizeof(*argv));
+    char *numbers = malloc((k->n_devices + 1) * 24);
+    if (argv == NULL || numbers == NULL) {
+        free(argv);
+        free(numbers);
+        return -1;
+    }
+    argv[0] = "EVALSHA";
+    argv[1] = w->script_sha;
+    argv[2] = "1";
+    argv[3] = k->key;
+    snprintf(numbers, 24, "%" PRId64, ttl);
+    argv[4] = numbers;
+    size_t i = 5, n = 1;
+    for (struct batch_device *d = k->devices; d != NULL; d = d->hh.next, n++) {
+        argv[i++] = d->device;
+        snprintf(numbers + n * 24, 24, "%lld", d->count);
+        argv[i++] = numbers + n * 24;
+    }
+    int rc = redisAppendCommandArgv(w->redis, (int)argc, argv, NULL) == REDIS_OK ? 1 : -1;
+    free(argv);
+    free(numbers);
+    return rc;
+}
+
+/* Writes the batch. Keys confirmed by Redis (or dropped for good) leave the batch. Returns
+ * false when the connection failed or a transient error asks for a retry. */
+static bool write_batch(struct writer *w)
+{
+    int64_t now = hb_now_ms();
+    size_t n_sent = 0;
+    struct batch_key **sent = malloc(w->batch.n_keys * sizeof(*sent) + 1);
+    if (sent == NULL) {
+        HB_ERROR("writer: out of memory");
+        return false;
+    }
+    struct batch_key *k, *tmp;
+    HASH_ITER(hh, w->batch.keys, k, tmp) {
+        int rc = append_key(w, k, now);
+        if (rc < 0) {
+            HB_ERROR("writer: cannot queue command: %s", w->redis->errstr);
+            break;
+        }
+        if (rc == 0)
+            batch_remove(&w->batch, k);
+        else
+            sent[n_sent++] = k;
+    }
+
+    bool ok = true;
+    unsigned long long written = 0;
+    for (size_t i = 0; i < n_sent; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(w->redis, (void **)&r) != REDIS_OK || r == NULL) {
+            HB_WARN("redis: connection lost: %s", w->redis->errstr);
+            atomic_fetch_add(&w->stats->redis_errors, 1);
+            ok = false;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            atomic_fetch_add(&w->stats->redis_errors, 1);
+            if (transient_error(r->str)) {
+                HB_WARN("redis: %s; will retry", r->str);
+                ok = false;
+            } else {
+                HB_ERROR("redis: %s: %s; dropping %lld heartbeats of this key", sent[i]->key,
+                         r->str, sent[i]->heartbeats);
+                atomic_fetch_add(&w->stats->dropped, (unsigned long long)sent[i]->heartbeats);
+                batch_remove(&w->batch, sent[i]);
+            }
+        } else {
+            written += (unsigned long long)sent[i]->heartbeats;
+            batch_remove(&w->batch, sent[i]);
+        }
+        freeReplyObject(r);
+    }
+    free(sent);
+    if (written > 0) {
+        atomic_fetch_add(&w->stats->written, written);
+        stats_batch(w->stats, written);
+    }
+    if (!ok || w->batch.n_keys > 0) {
+        /* Unread replies make the connection unusable; start over on a fresh one. */
+        disconnect(w);
+        return false;
+    }
+    return true;
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    int backoff = BACKOFF_MIN_MS;
+    bool closed = false;
+    struct timespec closed_at = {0};
+
+    for (;;) {
+        if (w->batch.n_keys == 0) {
+            if (closed)
+                break;
+            size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
+                                 &closed);
+            for (size_t i = 0; i < n; i++) {
+                if (!batch_add(&w->batch, &w->entries[i])) {
+                    HB_ERROR("writer: out of memory; dropping a heartbeat");
+                    atomic_fetch_add(&w->stats->dropped, 1);
+                }
+            }
+            if (closed)
+                clock_gettime(CLOCK_MONOTONIC, &closed_at);
+            if (w->batch.n_keys == 0)
+                continue;
+        }
+        if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
+            backoff = BACKOFF_MIN_MS;
+            continue;
+        }
+        if (closed) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long waited = (now.tv_sec - closed_at.tv_sec) * 1000 +
+                          (now.tv_nsec - closed_at.tv_nsec) / 1000000;
+            if (waited >= w->cfg.drain_timeout_ms) {
+                HB_ERROR("writer: Redis still unreachable at shutdown; dropping %lld heartbeats",
+                         w->batch.heartbeats);
+                atomic_fetch_add(&w->stats->dropped, (unsigned long long)w->batch.heartbeats);
+                batch_finish(&w->batch);
+                break;
+            }
+        }
+        sleep_ms(backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    disconnect(w);
+    return NULL;
+}
+
+bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue *queue,
+                 struct stats *stats)
+{
+    memset(w, 0, sizeof(*w));
+    w->cfg = *cfg;
+    w->queue = queue;
+    w->stats = stats;
+    batch_init(&w->batch);
+    w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
+    if (w->entries == NULL) {
+        HB_ERROR("writer: cannot allocate a batch of %zu: %s", cfg->batch_size, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool writer_start(struct writer *w)
+{
+    int rc = pthread_create(&w->thread, NULL, writer_main, w);
+    if (rc != 0) {
+        HB_ERROR("writer: cannot start thread: %s", strerror(rc));
+        return false;
+    }
+    w->started = true;
+    return true;
+}
+
+void writer_finish(struct writer *w)
+{
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = false;
+    batch_finish(&w->batch);
+    free(w->entries);
+    w->entries = NULL;
+    disconnect(w);
+}

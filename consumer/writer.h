@@ -1,0 +1,46 @@
+/* The Redis writer: one thread that drains the queue in batches and writes each batch in one
+ * pipeline, reconnecting with backoff while the queue buffers. */
+#ifndef HB_WRITER_H
+#define HB_WRITER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "batch.h"
+#include "queue.h"
+#include "redis.h"
+#include "stats.h"
+
+struct writer_config {
+    struct hb_redis_addr redis;
+    int interval_s;
+    size_t batch_size; /* most heartbeats taken from the queue per batch */
+    int flush_ms;      /* longest a heartbeat waits for its batch to fill */
+    int drain_timeout_ms; /* on shutdown, how long to keep retrying an unreachable Redis */
+};
+
+struct writer {
+    struct writer_config cfg;
+    struct queue *queue;
+    struct stats *stats;
+    redisContext *redis;
+    char script_sha[41];
+    struct batch batch;
+    struct queue_entry *entries;
+    pthread_t thread;
+    bool started;
+};
+
+/* Prepares the writer; queue and stats are borrowed and must outlive it. */
+bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue *queue,
+                 struct stats *stats);
+
+/* Starts the thread. It runs until the queue is closed and drained (or the drain timeout
+ * passes with Redis unreachable; what is left is counted as dropped). */
+bool writer_start(struct writer *w);
+
+/* Joins the thread (the caller closes the queue first) and frees everything. */
+void writer_finish(struct writer *w);
+
+#endif

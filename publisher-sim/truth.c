@@ -1,0 +1,175 @@
+/* The truth is one bitmap per interval, a bit per device, so recording is O(1) on the
+ * publishing path and memory is n_intervals * n_devices bits. The sort orders (accounts by
+ * id, each account's devices by id) are computed once at creation and only used to write. */
+#include "truth.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct truth {
+    struct truth_ids ids;
+    int64_t first_ms;
+    int64_t interval_ms;
+    size_t n_intervals;
+    size_t words;         /* 64-bit words per interval bitmap */
+    uint64_t *bits;       /* [n_intervals * words] */
+    size_t *account_order;  /* account indices sorted by id */
+    size_t *device_order;   /* device indices grouped by account, sorted by id in a group */
+    size_t *account_first;  /* [n_accounts + 1]: account a's devices are device_order[first..] */
+};
+
+/* qsort has no context argument; the orders are computed once, before any concurrency. */
+static const char *const *sort_ids;
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(sort_ids[*(const size_t *)a], sort_ids[*(const size_t *)b]);
+}
+
+static bool build_orders(struct truth *t)
+{
+    const struct truth_ids *ids = &t->ids;
+    for (size_t a = 0; a < ids->n_accounts; a++)
+        t->account_order[a] = a;
+    sort_ids = ids->accounts;
+    qsort(t->account_order, ids->n_accounts, sizeof(size_t), compare_ids);
+
+    /* Counting sort of the devices by account, then sort each account's group by id. */
+    for (size_t d = 0; d < ids->n_devices; d++) {
+        if (ids->device_account[d] >= ids->n_accounts) {
+            HB_ERROR("truth: device %zu names account %zu of %zu", d, ids->device_account[d],
+                     ids->n_accounts);
+            return false;
+        }
+        t->account_first[ids->device_account[d] + 1]++;
+    }
+    for (size_t a = 0; a < ids->n_accounts; a++)
+        t->account_first[a + 1] += t->account_first[a];
+    size_t *fill = calloc(ids->n_accounts + 1, sizeof(size_t));
+    if (fill == NULL) {
+        HB_ERROR("truth: out of memory");
+        return false;
+    }
+    for (size_t d = 0; d < ids->n_devices; d++) {
+        size_t a = ids->device_account[d];
+        t->device_order[t->account_first[a] + fill[a]++] = d;
+    }
+    free(fill);
+    sort_ids = ids->devices;
+    for (size_t a = 0; a < ids->n_accounts; a++)
+        qsort(t->device_order + t->account_first[a], t->account_first[a + 1] - t->account_first[a],
+              sizeof(size_t), compare_ids);
+    sort_ids = NULL;
+    return true;
+}
+
+struct truth *truth_create(const struct truth_ids *ids, int64_t first_ms, int64_t interval_ms,
+                           size_t n_intervals)
+{
+    if (interval_ms <= 0) {
+        HB_ERROR("truth: interval must be positive");
+        return NULL;
+    }
+    struct truth *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        HB_ERROR("truth: out of memory");
+        return NULL;
+    }
+    t->ids = *ids;
+    t->first_ms = first_ms;
+    t->interval_ms = interval_ms;
+    t->n_intervals = n_intervals;
+    t->words = (ids->n_devices + 63) / 64;
+    if (t->words > 0 && n_intervals > SIZE_MAX / sizeof(uint64_t) / t->words) {
+        HB_ERROR("truth: %zu intervals of %zu devices do not fit in memory", n_intervals,
+                 ids->n_devices);
+        goto fail;
+    }
+    /* calloc(0) may return NULL legitimately; ask for at least one element. */
+    t->bits = calloc(n_intervals * t->words + 1, sizeof(uint64_t));
+    t->account_order = calloc(ids->n_accounts + 1, sizeof(size_t));
+    t->device_order = calloc(ids->n_devices + 1, sizeof(size_t));
+    t->account_first = calloc(ids->n_accounts + 1, sizeof(size_t));
+    if (!t->bits || !t->account_order || !t->device_order || !t->account_first) {
+        HB_ERROR("truth: out of memory for %zu intervals of %zu devices: %s", n_intervals,
+                 ids->n_devices, strerror(errno));
+        goto fail;
+    }
+    if (!build_orders(t))
+        goto fail;
+    return t;
+fail:
+    truth_destroy(t);
+    return NULL;
+}
+
+void truth_destroy(struct truth *t)
+{
+    if (t == NULL)
+        return;
+    free(t->bits);
+    free(t->account_order);
+    free(t->device_order);
+    free(t->account_first);
+    free(t);
+}
+
+bool truth_record(struct truth *t, size_t device, int64_t sent_ms)
+{
+    if (device >= t->ids.n_devices || sent_ms < t->first_ms)
+        return false;
+    int64_t k = (sent_ms - t->first_ms) / t->interval_ms;
+    if ((uint64_t)k >= t->n_intervals)
+        return false;
+    t->bits[(size_t)k * t->words + device / 64] |= UINT64_C(1) << (device % 64);
+    return true;
+}
+
+static bool has(const struct truth *t, size_t k, size_t device)
+{
+    return (t->bits[k * t->words + device / 64] >> (device % 64)) & 1u;
+}
+
+size_t truth_count(const struct truth *t, size_t n_intervals)
+{
+    if (n_intervals > t->n_intervals)
+        n_intervals = t->n_intervals;
+    size_t n = 0;
+    for (size_t k = 0; k < n_intervals; k++)
+        for (size_t d = 0; d < t->ids.n_devices; d++)
+            n += has(t, k, d);
+    return n;
+}
+
+bool truth_write(const struct truth *t, FILE *out, size_t n_intervals)
+{
+    if (n_intervals > t->n_intervals)
+        n_intervals = t->n_intervals;
+    for (size_t k = 0; k < n_intervals; k++) {
+        long long start = (long long)(t->first_ms + (int64_t)k * t->interval_ms);
+        for (size_t i = 0; i < t->ids.n_accounts; i++) {
+            size_t a = t->account_order[i];
+            fprintf(out, "{\"interval_start\":%lld,\"account\":\"%s\",\"devices\":[", start,
+                    t->ids.accounts[a]);
+            bool first = true;
+            for (size_t j = t->account_first[a]; j < t->account_first[a + 1]; j++) {
+                size_t d = t->device_order[j];
+                if (!has(t, k, d))
+                    continue;
+                fprintf(out, "%s\"%s\"", first ? "" : ",", t->ids.devices[d]);
+                first = false;
+            }
+            fputs("]}\n", out);
+        }
+        if (ferror(out))
+            break;
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        HB_ERROR("truth: write failed: %s", strerror(errno));
+        return false;
+    }
+    return true;
+}
