@@ -53,7 +53,7 @@ bool queue_push(struct queue *q, const struct queue_entry *e)
     return ok;
 }
 
-size_t queue_pop(struct queue *q, struct queue_entry *out, size_t max, int wait_ms, bool *closed)
+static struct timespec deadline_after(int wait_ms)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -63,7 +63,12 @@ size_t queue_pop(struct queue *q, struct queue_entry *out, size_t max, int wait_
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
+    return deadline;
+}
 
+size_t queue_pop(struct queue *q, struct queue_entry *out, size_t max, int wait_ms, bool *closed)
+{
+    struct timespec deadline = deadline_after(wait_ms);
     pthread_mutex_lock(&q->lock);
     q->wake_at = max < q->capacity ? max : q->capacity;
     while (q->count < q->wake_at && !q->closed) {
@@ -86,6 +91,20 @@ void queue_close(struct queue *q)
     q->closed = true;
     pthread_cond_broadcast(&q->ready);
     pthread_mutex_unlock(&q->lock);
+}
+
+bool queue_wait_closed(struct queue *q, int wait_ms)
+{
+    struct timespec deadline = deadline_after(wait_ms);
+    pthread_mutex_lock(&q->lock);
+    /* The producer signals "ready" too; any wake-up just re-checks. */
+    while (!q->closed) {
+        if (pthread_cond_timedwait(&q->ready, &q->lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    bool closed = q->closed;
+    pthread_mutex_unlock(&q->lock);
+    return closed;
 }
 
 size_t queue_length(struct queue *q)

@@ -42,4 +42,7 @@ void queue_close(struct queue *q);
 
 size_t queue_length(struct queue *q);
 
+/* Waits up to wait_ms for the queue to be closed; returns whether it is. */
+bool queue_wait_closed(struct queue *q, int wait_ms);
+
 #endif

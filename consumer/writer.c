@@ -33,6 +33,13 @@ static void sleep_ms(int ms)
         ;
 }
 
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
 static void disconnect(struct writer *w)
 {
     if (w->redis != NULL) {
@@ -180,48 +187,61 @@ static bool write_batch(struct writer *w)
     return true;
 }
 
+/* Counts everything still held as dropped: the batch and what is left in the queue. */
+static void drop_all(struct writer *w)
+{
+    unsigned long long lost = (unsigned long long)w->batch.heartbeats;
+    batch_finish(&w->batch);
+    bool drained = false;
+    while (!drained)
+        lost += queue_pop(w->queue, w->entries, w->cfg.batch_size, 0, &drained);
+    HB_ERROR("writer: Redis still unreachable at shutdown; dropping %llu heartbeats", lost);
+    atomic_fetch_add(&w->stats->dropped, lost);
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
     int backoff = BACKOFF_MIN_MS;
-    bool closed = false;
-    struct timespec closed_at = {0};
+    bool drained = false;  /* the queue is closed and empty */
+    bool stopping = false; /* the queue is closed: the drain timeout runs */
+    struct timespec stop_at = {0};
 
     for (;;) {
         if (w->batch.n_keys == 0) {
-            if (closed)
+            if (drained)
                 break;
             size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
-                                 &closed);
+                                 &drained);
             for (size_t i = 0; i < n; i++) {
                 if (!batch_add(&w->batch, &w->entries[i])) {
                     HB_ERROR("writer: out of memory; dropping a heartbeat");
                     atomic_fetch_add(&w->stats->dropped, 1);
                 }
             }
-            if (closed)
-                clock_gettime(CLOCK_MONOTONIC, &closed_at);
-            if (w->batch.n_keys == 0)
-                continue;
+            if (drained && !stopping) {
+                stopping = true;
+                clock_gettime(CLOCK_MONOTONIC, &stop_at);
+            }
+            continue;
         }
         if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
             backoff = BACKOFF_MIN_MS;
             continue;
         }
-        if (closed) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long waited = (now.tv_sec - closed_at.tv_sec) * 1000 +
-                          (now.tv_nsec - closed_at.tv_nsec) / 1000000;
-            if (waited >= w->cfg.drain_timeout_ms) {
-                HB_ERROR("writer: Redis still unreachable at shutdown; dropping %lld heartbeats",
-                         w->batch.heartbeats);
-                atomic_fetch_add(&w->stats->dropped, (unsigned long long)w->batch.heartbeats);
-                batch_finish(&w->batch);
+        /* Redis is unreachable: back off, waking early if shutdown begins. */
+        if (!stopping && queue_wait_closed(w->queue, backoff)) {
+            stopping = true;
+            clock_gettime(CLOCK_MONOTONIC, &stop_at);
+        }
+        if (stopping) {
+            long left = w->cfg.drain_timeout_ms - elapsed_ms(&stop_at);
+            if (left <= 0) {
+                drop_all(w);
                 break;
             }
+            sleep_ms(backoff < left ? backoff : (int)left);
         }
-        sleep_ms(backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     disconnect(w);

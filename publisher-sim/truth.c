@@ -21,12 +21,32 @@ struct truth {
     size_t *account_first;  /* [n_accounts + 1]: account a's devices are device_order[first..] */
 };
 
-/* qsort has no context argument; the orders are computed once, before any concurrency. */
-static const char *const *sort_ids;
-
-static int compare_ids(const void *a, const void *b)
+/* Sorts idx[0..n) by the ids they index in names. qsort has no context argument, so it sorts
+ * pointers into names (compared through one more indirection) and turns them back into
+ * indices. */
+static int compare_id_refs(const void *a, const void *b)
 {
-    return strcmp(sort_ids[*(const size_t *)a], sort_ids[*(const size_t *)b]);
+    const char *const *x = *(const char *const *const *)a;
+    const char *const *y = *(const char *const *const *)b;
+    return strcmp(*x, *y);
+}
+
+static bool sort_by_id(size_t *idx, size_t n, const char *const *names)
+{
+    if (n < 2)
+        return true;
+    const char *const **refs = malloc(n * sizeof(*refs));
+    if (refs == NULL) {
+        HB_ERROR("truth: out of memory sorting %zu ids", n);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        refs[i] = &names[idx[i]];
+    qsort(refs, n, sizeof(*refs), compare_id_refs);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (size_t)(refs[i] - names);
+    free(refs);
+    return true;
 }
 
 static bool build_orders(struct truth *t)
@@ -34,8 +54,8 @@ static bool build_orders(struct truth *t)
     const struct truth_ids *ids = &t->ids;
     for (size_t a = 0; a < ids->n_accounts; a++)
         t->account_order[a] = a;
-    sort_ids = ids->accounts;
-    qsort(t->account_order, ids->n_accounts, sizeof(size_t), compare_ids);
+    if (!sort_by_id(t->account_order, ids->n_accounts, ids->accounts))
+        return false;
 
     /* Counting sort of the devices by account, then sort each account's group by id. */
     for (size_t d = 0; d < ids->n_devices; d++) {
@@ -58,11 +78,11 @@ static bool build_orders(struct truth *t)
         t->device_order[t->account_first[a] + fill[a]++] = d;
     }
     free(fill);
-    sort_ids = ids->devices;
-    for (size_t a = 0; a < ids->n_accounts; a++)
-        qsort(t->device_order + t->account_first[a], t->account_first[a + 1] - t->account_first[a],
-              sizeof(size_t), compare_ids);
-    sort_ids = NULL;
+    for (size_t a = 0; a < ids->n_accounts; a++) {
+        size_t first = t->account_first[a];
+        if (!sort_by_id(t->device_order + first, t->account_first[a + 1] - first, ids->devices))
+            return false;
+    }
     return true;
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs to build, test and run, when any is missing.
+# Idempotent and quiet when everything is there. Needs root (or sudo) only to install.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config
+  libpaho-mqtt-dev libhiredis-dev libcjson-dev libmosquitto-dev uthash-dev
+  mosquitto mosquitto-clients redis-server redis-tools
+  python3 python3-paho-mqtt
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the packaged servers where an init system runs; the project never uses them
+# (tests and the demo start their own on free ports), so leave them as the system has them.

@@ -1,0 +1,398 @@
+"""Integration-test harness: real mosquitto and redis-server on free loopback ports in a
+temporary directory, the project's programs, and readiness probes instead of sleeps.
+
+Every server and program started here is stopped by its pid when the test ends, even when it
+fails. Nothing here mocks Redis or the broker.
+"""
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import paho.mqtt.client as mqtt
+
+BUILD = os.environ.get("HB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise TestFailure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def free_port():
+    """A TCP port that nothing listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(probe, timeout, what, interval=0.02):
+    """Polls probe() until it returns a true value; fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TestFailure(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def now_ms():
+    return time.time_ns() // 1_000_000
+
+
+def interval_start(t_ms, interval_s):
+    return t_ms - t_ms % (interval_s * 1000)
+
+
+def wait_for_interval_start(interval_s, guard_ms=150):
+    """Sleeps until guard_ms after the next interval boundary, so a burst of heartbeats sent
+    right away lands inside one interval. Time is what is under test here, so this waits on
+    the clock, not on a server. Returns the start of that interval (ms)."""
+    t = now_ms()
+    start = interval_start(t, interval_s) + interval_s * 1000
+    time.sleep((start + guard_ms - t) / 1000)
+    return start
+
+
+def wait_for_interval_end(start_ms, interval_s, guard_ms=100):
+    """Sleeps until the interval starting at start_ms is complete (plus guard_ms)."""
+    end = start_ms + interval_s * 1000 + guard_ms
+    delay = (end - now_ms()) / 1000
+    if delay > 0:
+        time.sleep(delay)
+
+
+class Process:
+    """A child process with its output in a file of the test directory."""
+
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=full_env)
+
+    def output(self):
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def send_signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"{self.name} did not exit within {timeout}s:\n{self.tail()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def tail(self, lines=40):
+        return "\n".join(self.output().splitlines()[-lines:])
+
+
+class Redis:
+    """redis-server on a free loopback port, with an append-only file so a restart keeps data
+    the way a production Redis with AOF does."""
+
+    def __init__(self, workdir, aof=True):
+        self.workdir = os.path.join(workdir, "redis")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.port = free_port()
+        self.aof = aof
+        self.proc = None
+        self.start()
+
+    @property
+    def uri(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self):
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.workdir, "--save", "", "--daemonize", "no",
+                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]
+        self.proc = Process("redis", argv, self.workdir)
+        wait_until(self._pong, 10, f"redis on port {self.port}")
+
+    def _pong(self):
+        if not self.proc.alive():
+            raise TestFailure(f"redis-server exited:\n{self.proc.tail()}")
+        try:
+            return self.cmd("PING") == "PONG"
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc:
+            self.proc.stop(sig)
+
+    def cmd(self, *args):
+        """Sends one command with a fresh connection and returns the decoded reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            payload = f"*{len(args)}\r\n".encode()
+            for a in args:
+                b = a if isinstance(a, bytes) else str(a).encode()
+                payload += b"$%d\r\n%s\r\n" % (len(b), b)
+            s.sendall(payload)
+            reader = s.makefile("rb")
+            return _read_reply(reader)
+
+    def keys(self, pattern="*"):
+        return sorted(self.cmd("KEYS", pattern))
+
+    def hash(self, key):
+        flat = self.cmd("HGETALL", key)
+        return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def snapshot(self):
+        """Every key with its hash contents."""
+        return {k: self.hash(k) for k in self.keys()}
+
+
+def _read_reply(reader):
+    line = reader.readline()
+    if not line:
+        raise OSError("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise TestFailure(f"redis error: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = reader.read(n + 2)[:-2]
+        return data.decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(reader) for _ in range(n)]
+    raise OSError(f"bad reply {line!r}")
+
+
+class Mosquitto:
+    """mosquitto on a free loopback port, anonymous, with queues large enough that a slow
+    consumer is not silently dropped messages."""
+
+    def __init__(self, workdir, extra_conf=""):
+        self.workdir = os.path.join(workdir, f"mosquitto-{free_port()}")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.port = free_port()
+        self.conf = os.path.join(self.workdir, "mosquitto.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\n"
+                    "allow_anonymous true\n"
+                    "persistence false\n"
+                    "max_queued_messages 100000\n"
+                    "log_type error\nlog_type warning\nlog_type notice\n"
+                    + extra_conf)
+        self.proc = None
+        self.start()
+
+    @property
+    def uri(self):
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = Process("mosquitto", ["mosquitto", "-c", self.conf], self.workdir)
+        wait_until(self._listening, 10, f"mosquitto on port {self.port}")
+
+    def _listening(self):
+        if not self.proc.alive():
+            raise TestFailure(f"mosquitto exited:\n{self.proc.tail()}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc:
+            self.proc.stop(sig)
+
+
+class Publisher:
+    """One MQTT connection that publishes heartbeats (QoS 1, waiting for each PUBACK)."""
+
+    def __init__(self, broker, client_id=None):
+        self.client = mqtt.Client(client_id=client_id or f"test-pub-{os.getpid()}-{free_port()}",
+                                  clean_session=True)
+        self.client.connect("127.0.0.1", broker.port, keepalive=30)
+        self.client.loop_start()
+        wait_until(self.client.is_connected, 10, "test publisher to connect")
+
+    def publish(self, topic, payload=b"", qos=1, retain=False):
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(timeout=10)
+        check(info.is_published(), f"publish to {topic!r} not acknowledged")
+
+    def heartbeat(self, account, device, **fields):
+        payload = {"ts": now_ms(), "mediaId": "m-1", "bitrate": 3000}
+        payload.update(fields)
+        self.publish(f"hb/{account}/{device}", json.dumps(payload))
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+STATS_RE = re.compile(r"\bstats ((?:\w+=[-\d.]+ ?)+)")
+
+
+def parse_stats(line):
+    return {k: float(v) if "." in v else int(v)
+            for k, v in (kv.split("=") for kv in line.split())}
+
+
+class Consumer:
+    """hb-consumer against the given broker(s) and Redis."""
+
+    def __init__(self, env, brokers, redis, interval, extra=(), name="consumer"):
+        argv = [env.binary("consumer/hb-consumer"), "--redis", redis.uri,
+                "--interval", str(interval), "--stats-interval", "1"]
+        for b in brokers:
+            argv += ["--broker", b.uri]
+        argv += list(extra)
+        self.n_brokers = len(brokers)
+        self.proc = Process(name, argv, env.dir)
+        self.wait_subscribed(self.n_brokers)
+
+    def subscribed_count(self):
+        return self.proc.output().count(": subscribed to ")
+
+    def wait_subscribed(self, count, timeout=20):
+        def probe():
+            if not self.proc.alive():
+                raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
+            return self.subscribed_count() >= count
+        wait_until(probe, timeout, f"consumer subscription #{count}")
+
+    def stats(self):
+        """The latest stats line as a dict."""
+        found = STATS_RE.findall(self.proc.output())
+        check(found, f"no stats line from the consumer:\n{self.proc.tail()}")
+        return parse_stats(found[-1])
+
+    def wait_stats(self, predicate, timeout=20, what="consumer stats"):
+        def probe():
+            found = STATS_RE.findall(self.proc.output())
+            return bool(found) and predicate(parse_stats(found[-1]))
+        wait_until(probe, timeout, what, interval=0.05)
+        return self.stats()
+
+    def stop(self, timeout=30):
+        """SIGTERM; returns (exit status, final stats)."""
+        rc = self.proc.stop(signal.SIGTERM, timeout)
+        return rc, self.stats()
+
+
+class Env:
+    """One test's temporary directory and everything started in it."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"hb-{name}-")
+        self._cleanup = []
+
+    def binary(self, rel):
+        path = os.path.abspath(os.path.join(BUILD, rel))
+        check(os.access(path, os.X_OK), f"{path} is not built")
+        return path
+
+    def redis(self, **kw):
+        r = Redis(self.dir, **kw)
+        self._cleanup.append(r.stop)
+        return r
+
+    def mosquitto(self, **kw):
+        m = Mosquitto(self.dir, **kw)
+        self._cleanup.append(m.stop)
+        return m
+
+    def consumer(self, brokers, redis, interval, extra=(), name="consumer"):
+        c = Consumer(self, brokers, redis, interval, extra, name)
+        self._cleanup.append(lambda: c.proc.stop(signal.SIGKILL))
+        return c
+
+    def publisher(self, broker):
+        p = Publisher(broker)
+        self._cleanup.append(p.close)
+        return p
+
+    def run(self, rel, *args, stdin=None, timeout=120, check_rc=None):
+        """Runs a project program to completion; returns (rc, stdout, stderr)."""
+        p = subprocess.run([self.binary(rel), *map(str, args)], input=stdin, text=True,
+                           capture_output=True, timeout=timeout)
+        if check_rc is not None and p.returncode != check_rc:
+            raise TestFailure(f"{rel} {' '.join(map(str, args))}: exit {p.returncode}, "
+                              f"expected {check_rc}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        return p.returncode, p.stdout, p.stderr
+
+    def close(self):
+        for fn in reversed(self._cleanup):
+            with contextlib.suppress(Exception):
+                fn()
+
+
+def main(scenarios):
+    """Runs the scenario named in argv[1]; prints the logs of everything on failure."""
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(scenarios))
+        return 0
+    if len(sys.argv) != 2 or sys.argv[1] not in scenarios:
+        print(f"usage: {sys.argv[0]} SCENARIO\nscenarios: {', '.join(sorted(scenarios))}")
+        return 2
+    name = sys.argv[1]
+    env = Env(name)
+    try:
+        scenarios[name](env)
+    except Exception as e:
+        env.close()
+        print(f"FAIL {name}: {e}", file=sys.stderr)
+        for root, _, files in os.walk(env.dir):
+            for f in files:
+                if f.endswith(".log"):
+                    with open(os.path.join(root, f), errors="replace") as fh:
+                        text = fh.read()[-6000:]
+                    print(f"--- {os.path.join(root, f)} (tail)\n{text}", file=sys.stderr)
+        raise
+    env.close()
+    subprocess.run(["rm", "-rf", env.dir])
+    print(f"ok {name}")
+    return 0

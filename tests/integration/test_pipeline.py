@@ -1,0 +1,296 @@
+#!/usr/bin/python3
+"""End-to-end scenarios of the pipeline on real mosquitto and redis-server: publisher ->
+broker -> hb-consumer -> Redis -> hb-check. One scenario per meson test; run one by hand with
+  HB_BUILD_DIR=build tests/integration/test_pipeline.py exact_counts_several_accounts
+"""
+
+import json
+import signal
+
+from harness import (check, check_eq, interval_start, main, now_ms, wait_for_interval_end,
+                     wait_for_interval_start)
+
+INTERVAL = 2
+
+
+def publish_devices(pub, plan):
+    """plan: {account: {device: heartbeats}}; returns the number of heartbeats sent."""
+    sent = 0
+    for account, devices in plan.items():
+        for device, n in devices.items():
+            for _ in range(n):
+                pub.heartbeat(account, device)
+                sent += 1
+    return sent
+
+
+def expected_keys(plan, start):
+    return {f"hb:{{{a}}}:{start}": dict(d) for a, d in plan.items() if d}
+
+
+def check_json(env, redis, interval, at_s, accounts, plan, start):
+    rc, out, err = env.run("checker/hb-check", "--redis", redis.uri, "--interval", interval,
+                           "--json", "--devices", "--at", at_s, *accounts, check_rc=0)
+    rows = [json.loads(line) for line in out.splitlines()]
+    check_eq(len(rows), len(accounts), "hb-check --json lines")
+    for row, account in zip(rows, accounts):
+        devices = sorted(plan.get(account, {}))
+        check_eq(row, {"account": account, "interval_start": start, "interval_seconds": interval,
+                       "devices": len(devices), "device_ids": devices}, f"hb-check row of {account}")
+
+
+def exact_counts_several_accounts(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL)
+    pub = env.publisher(broker)
+    plan = {"acctA": {"d1": 3, "d2": 1, "d3": 1}, "acctB": {"tv-1": 1},
+            "acctC": {f"c{i}": 2 for i in range(5)}, "acct.D:x_y-z": {"dev:1": 1}}
+    start = wait_for_interval_start(INTERVAL)
+    sent = publish_devices(pub, plan)
+    check(now_ms() < start + INTERVAL * 1000, "publishing took longer than the interval")
+    consumer.wait_stats(lambda s: s["written"] >= sent, what=f"{sent} heartbeats written")
+    wait_for_interval_end(start, INTERVAL)
+
+    check_eq(redis.snapshot(), expected_keys(plan, start), "Redis contents")
+    accounts = ["acctA", "acctB", "acctC", "acct.D:x_y-z", "nobody"]
+    check_json(env, redis, INTERVAL, now_ms() // 1000, accounts, plan, start)
+    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+                         "--at", now_ms() // 1000, *accounts, check_rc=0)
+    check_eq(out, "acctA 3\nacctB 1\nacctC 5\nacct.D:x_y-z 1\nnobody 0\n", "plain output")
+    # An --at inside the interval itself looks at the interval before: nothing there.
+    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+                         "--at", start // 1000, "acctA", check_rc=0)
+    check_eq(out, "acctA 0\n", "count of the interval before")
+    rc, stats = consumer.stop()
+    check_eq(rc, 0, "consumer exit status")
+    check_eq((stats["received"], stats["accepted"], stats["written"], stats["rejected"]),
+             (sent, sent, sent, 0), "received/accepted/written/rejected")
+
+
+def every_key_has_ttl_until_end_of_next_interval(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL)
+    pub = env.publisher(broker)
+    start = wait_for_interval_start(INTERVAL)
+    sent = publish_devices(pub, {f"acct{i}": {"d": 1} for i in range(10)})
+    consumer.wait_stats(lambda s: s["written"] >= sent, what="heartbeats written")
+    keys = redis.keys()
+    check_eq(len(keys), 10, "number of keys")
+    for key in keys:
+        check(key.endswith(f":{start}"), f"{key} is not of the interval {start}")
+        pttl = redis.cmd("PTTL", key)
+        check(0 < pttl <= 2 * INTERVAL * 1000, f"{key}: PTTL {pttl} not in (0, 2*interval]")
+        expires = redis.cmd("PEXPIRETIME", key)
+        end_of_next = start + 2 * INTERVAL * 1000
+        check(abs(expires - end_of_next) <= 50,
+              f"{key} expires at {expires}, not at the end of the next interval {end_of_next}")
+
+
+BAD_MESSAGES = [
+    # (reason, topic, payload)
+    ("bad_id", "hb/acct{x}/evil", ""),
+    ("bad_id", "hb/acct x/evil", ""),
+    ("bad_id", "hb//evil", ""),
+    ("bad_id", "hb/acctM/", ""),
+    ("bad_id", "hb/" + "a" * 65 + "/evil", ""),
+    ("bad_id", "hb/acctM/ev\u00e9l", ""),
+    ("oversize", "hb/acctM/evil", json.dumps({"pad": "x" * 1100})),
+    ("not_json", "hb/acctM/evil", "{bad"),
+    ("not_json", "hb/acctM/evil", b"\xff\xfe\x00"),
+    ("not_json", "hb/acctM/evil", '{"a":1} trailing'),
+    ("not_object", "hb/acctM/evil", "[1,2]"),
+    ("not_object", "hb/acctM/evil", "42"),
+    ("not_object", "hb/acctM/evil", '"string"'),
+    ("not_object", "hb/acctM/evil", "null"),
+]
+
+
+def malformed_messages_change_only_rejection_counters(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL)
+    pub = env.publisher(broker)
+    start = wait_for_interval_start(INTERVAL)
+    valid = 0
+    for i, (_, topic, payload) in enumerate(BAD_MESSAGES):
+        pub.heartbeat("acctM", f"d{i % 3}")
+        valid += 1
+        pub.publish(topic, payload)
+    pub.publish("hb/acctM/d0", "")  # a bare heartbeat is valid
+    valid += 1
+    rc, stats = consumer.stop()
+    check_eq(rc, 0, "consumer exit status")
+    expected = {}
+    for reason, _, _ in BAD_MESSAGES:
+        expected[reason] = expected.get(reason, 0) + 1
+    for reason in ("bad_topic", "bad_id", "oversize", "not_json", "not_object", "retained"):
+        check_eq(stats[reason], expected.get(reason, 0), f"rejected {reason}")
+    check_eq(stats["rejected"], len(BAD_MESSAGES), "rejected total")
+    check_eq((stats["received"], stats["accepted"], stats["written"], stats["dropped"]),
+             (valid + len(BAD_MESSAGES), valid, valid, 0), "received/accepted/written/dropped")
+    snapshot = redis.snapshot()
+    devices = {}
+    for key, fields in snapshot.items():
+        check(key.startswith("hb:{acctM}:"), f"unexpected key {key}")
+        for d, n in fields.items():
+            devices[d] = devices.get(d, 0) + n
+    check_eq(sorted(devices), ["d0", "d1", "d2"], "devices written")
+    check_eq(sum(devices.values()), valid, "heartbeats written")
+
+
+def retained_heartbeat_is_not_counted(env):
+    redis, broker = env.redis(), env.mosquitto()
+    pub = env.publisher(broker)
+    # (An empty retained payload would clear the retained message, so this one has a body.)
+    pub.publish("hb/acctR/stale", "{}", retain=True)
+    consumer = env.consumer([broker], redis, INTERVAL, extra=["--no-share"])
+    pub.heartbeat("acctR", "live")
+    consumer.wait_stats(lambda s: s["written"] >= 1 and s["retained"] >= 1,
+                        what="live heartbeat written and retained one rejected")
+    rc, stats = consumer.stop()
+    check_eq((stats["retained"], stats["accepted"], stats["written"]), (1, 1, 1),
+             "retained/accepted/written")
+    fields = {}
+    for key in redis.keys():
+        fields.update(redis.hash(key))
+    check_eq(fields, {"live": 1}, "devices written")
+
+
+def redis_restart_then_exact_counts(env):
+    interval = 3
+    redis, broker = env.redis(aof=True), env.mosquitto()
+    consumer = env.consumer([broker], redis, interval)
+    pub = env.publisher(broker)
+    start = wait_for_interval_start(interval)
+    before = {"acctX": {"a1": 1, "a2": 1}}
+    n = publish_devices(pub, before)
+    consumer.wait_stats(lambda s: s["written"] >= n, what="first heartbeats written")
+    redis.stop(signal.SIGKILL)
+    during = {"acctX": {"b1": 1}, "acctY": {"b2": 2}}
+    n += publish_devices(pub, during)
+    during_ms = now_ms()
+    consumer.wait_stats(lambda s: s["accepted"] >= n and s["redis_errors"] >= 1,
+                        what="heartbeats buffered while Redis is down")
+    redis.start()
+    consumer.wait_stats(lambda s: s["written"] >= n, what="buffered heartbeats written")
+    # The buffered heartbeats went into the interval in which they arrived.
+    arrival = interval_start(during_ms, interval)
+    got = redis.hash(f"hb:{{acctY}}:{arrival}")
+    check_eq(got, {"b2": 2}, "buffered heartbeats of acctY")
+    for key in redis.keys():
+        check(redis.cmd("PTTL", key) > 0, f"{key} has no TTL after the restart")
+
+    after = {"acctX": {"c1": 1, "c2": 1, "c3": 1}, "acctY": {"c4": 1}}
+    start = wait_for_interval_start(interval)
+    n += publish_devices(pub, after)
+    consumer.wait_stats(lambda s: s["written"] >= n, what="heartbeats after recovery written")
+    wait_for_interval_end(start, interval)
+    check_json(env, redis, interval, now_ms() // 1000, ["acctX", "acctY"], after, start)
+    rc, stats = consumer.stop()
+    check_eq(rc, 0, "consumer exit status")
+    check_eq((stats["written"], stats["dropped"]), (n, 0), "written/dropped")
+
+
+def broker_restart_consumer_resubscribes(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL)
+    broker.stop()
+    broker.start()
+    consumer.wait_subscribed(2, timeout=30)
+    pub = env.publisher(broker)
+    plan = {"acctR1": {"x": 1, "y": 1}, "acctR2": {"z": 1}}
+    start = wait_for_interval_start(INTERVAL)
+    n = publish_devices(pub, plan)
+    consumer.wait_stats(lambda s: s["written"] >= n, what="heartbeats after broker restart")
+    wait_for_interval_end(start, INTERVAL)
+    check_json(env, redis, INTERVAL, now_ms() // 1000, ["acctR1", "acctR2"], plan, start)
+
+
+def two_consumers_share_the_load_exactly(env):
+    redis, broker = env.redis(), env.mosquitto()
+    c1 = env.consumer([broker], redis, INTERVAL, name="consumer1")
+    c2 = env.consumer([broker], redis, INTERVAL, name="consumer2")
+    pub = env.publisher(broker)
+    plan = {f"acct{a}": {f"dev{a}-{d}": 2 for d in range(5)} for a in range(4)}
+    start = wait_for_interval_start(INTERVAL)
+    n = publish_devices(pub, plan)
+    check(now_ms() < start + INTERVAL * 1000, "publishing took longer than the interval")
+    rc1, s1 = c1.stop()
+    rc2, s2 = c2.stop()
+    check_eq((rc1, rc2), (0, 0), "exit statuses")
+    check_eq(s1["accepted"] + s2["accepted"], n, "heartbeats accepted by the group")
+    check(s1["accepted"] > 0 and s2["accepted"] > 0,
+          f"load not shared: {s1['accepted']} and {s2['accepted']}")
+    check_eq(s1["written"] + s2["written"], n, "heartbeats written by the group")
+    check_eq(redis.snapshot(), expected_keys(plan, start), "Redis contents")
+    wait_for_interval_end(start, INTERVAL)
+    check_json(env, redis, INTERVAL, now_ms() // 1000, sorted(plan), plan, start)
+
+
+def sigterm_flushes_the_buffer(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL,
+                            extra=["--flush-ms", "60000", "--batch-size", "100000"])
+    pub = env.publisher(broker)
+    n = publish_devices(pub, {"acctS": {f"s{i}": 1 for i in range(30)}})
+    consumer.wait_stats(lambda s: s["accepted"] >= n, what="heartbeats accepted")
+    check_eq(consumer.stats()["written"], 0, "written before SIGTERM (batch still open)")
+    check_eq(redis.keys(), [], "keys before SIGTERM")
+    rc, stats = consumer.stop()
+    check_eq(rc, 0, "consumer exit status")
+    check_eq((stats["written"], stats["dropped"]), (n, 0), "written/dropped at exit")
+    devices = {}
+    for key in redis.keys():
+        devices.update(redis.hash(key))
+    check_eq(len(devices), n, "devices in Redis after SIGTERM")
+
+
+def sigterm_with_redis_down_counts_what_is_lost(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL, extra=["--drain-timeout", "1"])
+    redis.stop()
+    pub = env.publisher(broker)
+    n = publish_devices(pub, {"acctL": {f"l{i}": 1 for i in range(5)}})
+    consumer.wait_stats(lambda s: s["accepted"] >= n, what="heartbeats accepted")
+    rc, stats = consumer.stop()
+    check_eq(rc, 0, "consumer exit status")
+    check_eq((stats["written"], stats["dropped"]), (0, n), "written/dropped")
+
+
+def full_buffer_drops_are_counted(env):
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL * 5,
+                            extra=["--buffer", "10", "--batch-size", "5"])
+    redis.stop()
+    pub = env.publisher(broker)
+    sent = publish_devices(pub, {"acctF": {f"f{i}": 1 for i in range(40)}})
+    stats = consumer.wait_stats(lambda s: s["accepted"] + s["dropped"] >= sent,
+                                what="every heartbeat accepted or dropped")
+    check_eq(stats["accepted"] + stats["dropped"], sent, "accepted + dropped")
+    # At most the buffer plus one batch in the writer's hands is kept.
+    check(stats["accepted"] <= 15, f"accepted {stats['accepted']} > buffer + batch")
+    redis.start()
+    stats = consumer.wait_stats(lambda s: s["written"] >= s["accepted"],
+                                what="kept heartbeats written after Redis is back")
+    rc, final = consumer.stop()
+    check_eq(final["written"], stats["accepted"], "written equals accepted")
+    devices = {}
+    for key in redis.keys():
+        devices.update(redis.hash(key))
+    check_eq(len(devices), final["accepted"], "devices in Redis")
+
+
+SCENARIOS = {f.__name__: f for f in [
+    exact_counts_several_accounts,
+    every_key_has_ttl_until_end_of_next_interval,
+    malformed_messages_change_only_rejection_counters,
+    retained_heartbeat_is_not_counted,
+    redis_restart_then_exact_counts,
+    broker_restart_consumer_resubscribes,
+    two_consumers_share_the_load_exactly,
+    sigterm_flushes_the_buffer,
+    sigterm_with_redis_down_counts_what_is_lost,
+    full_buffer_drops_are_counted,
+]}
+
+if __name__ == "__main__":
+    raise SystemExit(main(SCENARIOS))

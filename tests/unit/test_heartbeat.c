@@ -1,0 +1,397 @@
+/* Unit tests of heartbeat validation (common/heartbeat.c): topic shapes, ids, payload size and
+ * JSON, the "ts" field, and the stable reason names. Topics and payloads are copied into heap
+ * buffers of their exact length, so the sanitizer build catches any read past the end. */
+#include "heartbeat.h"
+
+#include "testing.h"
+
+#include <stdlib.h>
+
+/* Parses topic[0..len) from an exact-size heap copy. */
+static enum hb_reject topic_n(const char *prefix, const char *topic, size_t len,
+                              struct hb_heartbeat *out)
+{
+    char *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        abort();
+    memcpy(copy, topic, len);
+    out->sent_ms = 12345;
+    enum hb_reject r = hb_topic_parse(prefix, copy, len, out);
+    free(copy);
+    return r;
+}
+
+static enum hb_reject topic(const char *prefix, const char *t, struct hb_heartbeat *out)
+{
+    return topic_n(prefix, t, strlen(t), out);
+}
+
+/* Checks payload[0..len) from an exact-size heap copy; *sent_ms starts at a sentinel. */
+static enum hb_reject payload_n(const char *payload, size_t len, size_t max_len,
+                                int64_t *sent_ms)
+{
+    char *copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        abort();
+    memcpy(copy, payload, len);
+    *sent_ms = 777;
+    enum hb_reject r = hb_payload_check(copy, len, max_len, sent_ms);
+    free(copy);
+    return r;
+}
+
+static enum hb_reject payload(const char *p, int64_t *sent_ms)
+{
+    return payload_n(p, strlen(p), HB_PAYLOAD_MAX_DEFAULT, sent_ms);
+}
+
+/* A JSON object of exactly len bytes (len >= 10): {"p":"xxx"} */
+static char *object_of_len(size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s == NULL)
+        abort();
+    memcpy(s, "{\"p\":\"", 6);
+    memset(s + 6, 'x', len - 8);
+    memcpy(s + len - 2, "\"}", 2);
+    s[len] = '\0';
+    return s;
+}
+
+/* --- topic --- */
+
+static void test_topic_valid_fills_account_and_device(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "hb/acct-1/dev.01", &hb), HB_OK);
+    CHECK_STR(hb.account, "acct-1");
+    CHECK_STR(hb.device, "dev.01");
+    CHECK_INT(hb.sent_ms, -1);
+}
+
+static void test_topic_multi_level_prefix_is_accepted(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("a/b", "a/b/acct/dev", &hb), HB_OK);
+    CHECK_STR(hb.account, "acct");
+    CHECK_STR(hb.device, "dev");
+    CHECK_INT(topic("a/b", "a/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("a/b", "a/b/acct", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("a/b", "a/c/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("a/b", "a/b/acct/dev/x", &hb), HB_REJECT_BAD_TOPIC);
+}
+
+static void test_topic_only_topic_len_bytes_are_read(void)
+{
+    struct hb_heartbeat hb;
+    const char *t = "hb/acct/dev/extra";
+    CHECK_INT(topic_n("hb", t, 11, &hb), HB_OK);
+    CHECK_STR(hb.account, "acct");
+    CHECK_STR(hb.device, "dev");
+}
+
+static void test_topic_wrong_prefix_is_bad_topic(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "xx/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("hb", "hbx/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("hb", "HB/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("hb", "h/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("hb", "/hb/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("heartbeat", "hb", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(hb.sent_ms, -1);
+}
+
+static void test_topic_missing_device_level_is_bad_topic(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "hb/acct", &hb), HB_REJECT_BAD_TOPIC);
+}
+
+static void test_topic_extra_level_is_bad_topic(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "hb/acct/dev/extra", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("hb", "hb/acct/dev/", &hb), HB_REJECT_BAD_TOPIC);
+}
+
+static void test_topic_prefix_only_is_bad_topic(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "hb/", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("hb", "", &hb), HB_REJECT_BAD_TOPIC);
+}
+
+static void test_topic_prefix_without_slash_is_bad_topic(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "hb", &hb), HB_REJECT_BAD_TOPIC);
+    CHECK_INT(topic("a/b", "a/b", &hb), HB_REJECT_BAD_TOPIC);
+}
+
+static void test_topic_empty_account_or_device_is_bad_id(void)
+{
+    struct hb_heartbeat hb;
+    CHECK_INT(topic("hb", "hb//dev", &hb), HB_REJECT_BAD_ID);
+    CHECK_INT(topic("hb", "hb/acct/", &hb), HB_REJECT_BAD_ID);
+    CHECK_INT(hb.sent_ms, -1);
+}
+
+static void test_topic_64_byte_ids_ok_65_bytes_bad_id(void)
+{
+    struct hb_heartbeat hb;
+    char id64[65], id65[66], t[200];
+    memset(id64, 'a', 64);
+    id64[64] = '\0';
+    memset(id65, 'b', 65);
+    id65[65] = '\0';
+
+    snprintf(t, sizeof(t), "hb/%s/%s", id64, id64);
+    CHECK_INT(topic("hb", t, &hb), HB_OK);
+    CHECK_STR(hb.account, id64);
+    CHECK_STR(hb.device, id64);
+
+    snprintf(t, sizeof(t), "hb/%s/dev", id65);
+    CHECK_INT(topic("hb", t, &hb), HB_REJECT_BAD_ID);
+    snprintf(t, sizeof(t), "hb/acct/%s", id65);
+    CHECK_INT(topic("hb", t, &hb), HB_REJECT_BAD_ID);
+}
+
+static void test_topic_forbidden_bytes_in_ids_are_bad_id(void)
+{
+    struct hb_heartbeat hb;
+    const char *bad[] = {
+        "hb/a{b/dev", "hb/a}b/dev", "hb/acct/d{x}", "hb/+/dev", "hb/acct/+",
+        "hb/#/dev", "hb/acct/#", "hb/a b/dev", "hb/acct/d v", "hb/a\tb/dev",
+        "hb/acct/d\x01", "hb/acct/d\x7f", "hb/caf\xc3\xa9/dev", "hb/acct/\xe2\x82\xac",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int r = topic("hb", bad[i], &hb);
+        if (r != HB_REJECT_BAD_ID)
+            fprintf(stderr, "  topic #%zu\n", i);
+        CHECK_INT(r, HB_REJECT_BAD_ID);
+    }
+}
+
+static void test_topic_nul_byte_inside_id_is_bad_id(void)
+{
+    struct hb_heartbeat hb;
+    const char acct_nul[] = "hb/ac\0ct/dev";
+    const char dev_nul[] = "hb/acct/de\0v";
+    CHECK_INT(topic_n("hb", acct_nul, sizeof(acct_nul) - 1, &hb), HB_REJECT_BAD_ID);
+    CHECK_INT(topic_n("hb", dev_nul, sizeof(dev_nul) - 1, &hb), HB_REJECT_BAD_ID);
+}
+
+/* --- payload --- */
+
+static void test_payload_empty_is_ok_without_ts(void)
+{
+    int64_t ts = 777;
+    CHECK_INT(hb_payload_check(NULL, 0, HB_PAYLOAD_MAX_DEFAULT, &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload_n("", 0, 0, &ts), HB_OK);
+    CHECK_INT(ts, -1);
+}
+
+static void test_payload_empty_object_is_ok(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+}
+
+static void test_payload_exactly_max_len_is_ok_one_more_is_oversize(void)
+{
+    int64_t ts;
+    char *s = object_of_len(100);
+    CHECK_INT(strlen(s), 100);
+    CHECK_INT(payload_n(s, 100, 100, &ts), HB_OK);
+    CHECK_INT(payload_n(s, 100, 99, &ts), HB_REJECT_OVERSIZE);
+    CHECK_INT(ts, -1);
+    free(s);
+
+    s = object_of_len(HB_PAYLOAD_MAX_DEFAULT + 1);
+    CHECK_INT(payload(s, &ts), HB_REJECT_OVERSIZE);
+    free(s);
+    s = object_of_len(HB_PAYLOAD_MAX_DEFAULT);
+    CHECK_INT(payload(s, &ts), HB_OK);
+    free(s);
+}
+
+static void test_payload_oversize_is_checked_before_json(void)
+{
+    int64_t ts;
+    CHECK_INT(payload_n("garbage", 7, 6, &ts), HB_REJECT_OVERSIZE);
+    CHECK_INT(payload_n("{}", 2, 0, &ts), HB_REJECT_OVERSIZE);
+}
+
+static void test_payload_garbage_is_not_json(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("garbage", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{ts:1}", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload("{'ts':1}", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload(" ", &ts), HB_REJECT_NOT_JSON);
+}
+
+static void test_payload_truncated_object_is_not_json(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload("{\"ts\":1", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload("{\"ts\":17000000", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload("{\"a\":\"b", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(ts, -1);
+    /* The full text is a valid object, but only its first 6 bytes are the payload. */
+    CHECK_INT(payload_n("{\"ts\":1}", 6, 100, &ts), HB_REJECT_NOT_JSON);
+}
+
+static void test_payload_trailing_garbage_after_object_is_not_json(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{\"ts\":5}x", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{}{}", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload("{} {}", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload("{}]", &ts), HB_REJECT_NOT_JSON);
+    CHECK_INT(payload_n("{}\0", 3, 100, &ts), HB_REJECT_NOT_JSON);
+}
+
+static void test_payload_surrounding_whitespace_is_fine(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{\"ts\":5} \n\r\t", &ts), HB_OK);
+    CHECK_INT(ts, 5);
+    CHECK_INT(payload(" \n{}", &ts), HB_OK);
+}
+
+static void test_payload_deep_nesting_is_not_json_without_crash(void)
+{
+    int64_t ts;
+    char s[4001];
+    memset(s, '[', 2000);
+    memset(s + 2000, ']', 2000);
+    s[4000] = '\0';
+    CHECK_INT(payload_n(s, 4000, 4000, &ts), HB_REJECT_NOT_JSON);
+}
+
+static void test_payload_non_object_json_is_not_object(void)
+{
+    int64_t ts;
+    const char *values[] = {"[]", "[{\"ts\":5}]", "42", "-1.5", "\"str\"", "null", "true",
+                            "false"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        int r = payload(values[i], &ts);
+        if (r != HB_REJECT_NOT_OBJECT)
+            fprintf(stderr, "  payload %s\n", values[i]);
+        CHECK_INT(r, HB_REJECT_NOT_OBJECT);
+        CHECK_INT(ts, -1);
+    }
+}
+
+static void test_payload_numeric_ts_is_extracted(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{\"ts\":1700000040123}", &ts), HB_OK);
+    CHECK_INT(ts, 1700000040123LL);
+    CHECK_INT(payload("{\"seq\":3,\"ts\":1,\"extra\":{\"ts\":9}}", &ts), HB_OK);
+    CHECK_INT(ts, 1);
+    CHECK_INT(payload("{\"ts\":1700000040123.9}", &ts), HB_OK);
+    CHECK_INT(ts, 1700000040123LL);
+    CHECK_INT(payload("{\"ts\":999999999999999}", &ts), HB_OK);
+    CHECK_INT(ts, 999999999999999LL);
+}
+
+static void test_payload_absent_ts_is_minus_one(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{\"seq\":3}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"TS\":1700000040123}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+}
+
+static void test_payload_non_number_ts_is_minus_one(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{\"ts\":\"1700000040123\"}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":null}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":true}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":[1]}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+}
+
+static void test_payload_out_of_range_ts_is_minus_one(void)
+{
+    int64_t ts;
+    CHECK_INT(payload("{\"ts\":-5}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":0}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":1e15}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":1e300}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":1e400}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+    CHECK_INT(payload("{\"ts\":99999999999999999999999}", &ts), HB_OK);
+    CHECK_INT(ts, -1);
+}
+
+/* --- names --- */
+
+static void test_reject_name_of_every_reason_is_stable(void)
+{
+    CHECK_STR(hb_reject_name(HB_OK), "ok");
+    CHECK_STR(hb_reject_name(HB_REJECT_BAD_TOPIC), "bad_topic");
+    CHECK_STR(hb_reject_name(HB_REJECT_BAD_ID), "bad_id");
+    CHECK_STR(hb_reject_name(HB_REJECT_OVERSIZE), "oversize");
+    CHECK_STR(hb_reject_name(HB_REJECT_NOT_JSON), "not_json");
+    CHECK_STR(hb_reject_name(HB_REJECT_NOT_OBJECT), "not_object");
+    CHECK_STR(hb_reject_name(HB_REJECT_RETAINED), "retained");
+    CHECK_INT(HB_REJECT_COUNT, 7);
+}
+
+static void test_reject_name_out_of_range_is_unknown(void)
+{
+    CHECK_STR(hb_reject_name(HB_REJECT_COUNT), "unknown");
+    CHECK_STR(hb_reject_name((enum hb_reject)-1), "unknown");
+    CHECK_STR(hb_reject_name((enum hb_reject)1000), "unknown");
+}
+
+int main(void)
+{
+    RUN(test_topic_valid_fills_account_and_device);
+    RUN(test_topic_multi_level_prefix_is_accepted);
+    RUN(test_topic_only_topic_len_bytes_are_read);
+    RUN(test_topic_wrong_prefix_is_bad_topic);
+    RUN(test_topic_missing_device_level_is_bad_topic);
+    RUN(test_topic_extra_level_is_bad_topic);
+    RUN(test_topic_prefix_only_is_bad_topic);
+    RUN(test_topic_prefix_without_slash_is_bad_topic);
+    RUN(test_topic_empty_account_or_device_is_bad_id);
+    RUN(test_topic_64_byte_ids_ok_65_bytes_bad_id);
+    RUN(test_topic_forbidden_bytes_in_ids_are_bad_id);
+    RUN(test_topic_nul_byte_inside_id_is_bad_id);
+    RUN(test_payload_empty_is_ok_without_ts);
+    RUN(test_payload_empty_object_is_ok);
+    RUN(test_payload_exactly_max_len_is_ok_one_more_is_oversize);
+    RUN(test_payload_oversize_is_checked_before_json);
+    RUN(test_payload_garbage_is_not_json);
+    RUN(test_payload_truncated_object_is_not_json);
+    RUN(test_payload_trailing_garbage_after_object_is_not_json);
+    RUN(test_payload_surrounding_whitespace_is_fine);
+    RUN(test_payload_deep_nesting_is_not_json_without_crash);
+    RUN(test_payload_non_object_json_is_not_object);
+    RUN(test_payload_numeric_ts_is_extracted);
+    RUN(test_payload_absent_ts_is_minus_one);
+    RUN(test_payload_non_number_ts_is_minus_one);
+    RUN(test_payload_out_of_range_ts_is_minus_one);
+    RUN(test_reject_name_of_every_reason_is_stable);
+    RUN(test_reject_name_out_of_range_is_unknown);
+    return TESTING_DONE();
+}
