@@ -5,6 +5,7 @@
 #include "ids.h"
 #include "log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,9 @@ const char hb_config_help[] =
 
 bool hb_parse_long(const char *arg, long min, long max, long *out)
 {
-    if (arg == NULL || *arg == '\0')
+    /* strtol would skip leading blanks and take a '+': a number here is digits only. */
+    if (arg == NULL || !(isdigit((unsigned char)arg[0]) ||
+                         (arg[0] == '-' && isdigit((unsigned char)arg[1]))))
         return false;
     char *end = NULL;
     errno = 0;

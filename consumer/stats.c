@@ -2,6 +2,7 @@
  * samples kept and no lock on the hot path. */
 #include "stats.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ void stats_batch(struct stats *s, unsigned long long heartbeats)
         ;
 }
 
-/* The latency below which fraction q of the samples fall, or -1 without samples. */
+/* The nearest-rank percentile q of the latency samples, or -1 without samples. */
 static long percentile(const struct stats *s, double q)
 {
     unsigned long long total = 0;
@@ -41,13 +42,13 @@ static long percentile(const struct stats *s, double q)
         total += atomic_load(&s->latency_ms[i]);
     if (total == 0)
         return -1;
-    unsigned long long rank = (unsigned long long)(q * (double)total);
-    if (rank >= total)
-        rank = total - 1;
+    unsigned long long rank = (unsigned long long)ceil(q * (double)total);
+    if (rank == 0)
+        rank = 1;
     unsigned long long seen = 0;
     for (int i = 0; i < STATS_LATENCY_BUCKETS; i++) {
         seen += atomic_load(&s->latency_ms[i]);
-        if (seen > rank)
+        if (seen >= rank)
             return i;
     }
     return STATS_LATENCY_BUCKETS - 1;
