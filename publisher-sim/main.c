@@ -32,28 +32,28 @@ static uint64_t default_seed(void)
 }
 
 /* Prints the summary object on stdout. Returns false when it could not be built or written. */
-static bool print_json(const struct sim_stats *st, size_t accounts, uint64_t seed,
-                       size_t intervals, int qos)
+static bool print_json(const struct sim_stats *st, size_t accounts, uint64_t seed, size_t intervals,
+                       int qos)
 {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
         return false;
-    bool ok = cJSON_AddNumberToObject(o, "devices", (double)st->devices) &&
-              cJSON_AddNumberToObject(o, "accounts", (double)accounts) &&
-              cJSON_AddNumberToObject(o, "connected_max", (double)st->connected_max) &&
-              cJSON_AddNumberToObject(o, "published", (double)st->published) &&
-              cJSON_AddNumberToObject(o, "acked", (double)st->acked) &&
-              cJSON_AddNumberToObject(o, "errors", (double)st->errors) &&
-              cJSON_AddNumberToObject(o, "lost", (double)st->lost) &&
-              cJSON_AddNumberToObject(o, "skipped", (double)st->skipped) &&
-              cJSON_AddNumberToObject(o, "duration_s",
-                                      (double)(st->end_ms - st->start_ms) / 1000.0) &&
-              cJSON_AddNumberToObject(o, "seed", (double)seed) &&
-              cJSON_AddNumberToObject(o, "qos", qos) &&
-              cJSON_AddNumberToObject(o, "intervals", (double)intervals) &&
-              cJSON_AddNumberToObject(o, "start_ms", (double)st->start_ms) &&
-              cJSON_AddNumberToObject(o, "end_ms", (double)st->end_ms) &&
-              cJSON_AddBoolToObject(o, "interrupted", st->interrupted);
+    bool ok =
+        cJSON_AddNumberToObject(o, "devices", (double)st->devices) &&
+        cJSON_AddNumberToObject(o, "accounts", (double)accounts) &&
+        cJSON_AddNumberToObject(o, "connected_max", (double)st->connected_max) &&
+        cJSON_AddNumberToObject(o, "published", (double)st->published) &&
+        cJSON_AddNumberToObject(o, "acked", (double)st->acked) &&
+        cJSON_AddNumberToObject(o, "errors", (double)st->errors) &&
+        cJSON_AddNumberToObject(o, "lost", (double)st->lost) &&
+        cJSON_AddNumberToObject(o, "skipped", (double)st->skipped) &&
+        cJSON_AddNumberToObject(o, "duration_s", (double)(st->end_ms - st->start_ms) / 1000.0) &&
+        cJSON_AddNumberToObject(o, "seed", (double)seed) &&
+        cJSON_AddNumberToObject(o, "qos", qos) &&
+        cJSON_AddNumberToObject(o, "intervals", (double)intervals) &&
+        cJSON_AddNumberToObject(o, "start_ms", (double)st->start_ms) &&
+        cJSON_AddNumberToObject(o, "end_ms", (double)st->end_ms) &&
+        cJSON_AddBoolToObject(o, "interrupted", st->interrupted);
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (text == NULL)

@@ -64,29 +64,31 @@ static const char usage_head[] =
     "exact set of devices per account and complete interval that was sent (--truth).\n\n";
 
 static const char usage_tail[] =
-    "  --accounts N              accounts (default 10)\n"
-    "  --devices-per-account M   devices per account, or MIN-MAX drawn per account (default 3)\n"
-    "  --account-prefix STR      account ids are STR0000, STR0001, ... (default acct);\n"
-    "                            device ids are <account>-devNN\n"
-    "  --heartbeat S             heartbeat period in seconds, may be fractional (default 5)\n"
-    "  --jitter F                each period is heartbeat * (1 +- F), uniform (default 0.1)\n"
-    "  --duration S              run length in seconds (default 60)\n"
-    "  --churn F                 fraction of devices that start late and/or stop early\n"
-    "                            (default 0.25)\n"
-    "  --guard-ms MS             no heartbeat within MS of an interval boundary (default 250)\n"
-    "  --qos 0|1                 MQTT QoS of heartbeats (default 1)\n"
-    "  --connect-rate N          new connections per second (default 500)\n"
-    "  --seed N                  random seed, 0..999999999999999 (default: from the clock)\n"
-    "  --username U              MQTT user name of every device (default: its account id)\n"
-    "  --password P              MQTT password of every device (default: none)\n"
-    "  --truth FILE              write the truth as JSON Lines to FILE\n"
-    "  --json                    print the final summary as one JSON object on stdout\n"
-    "  --quiet                   no progress or summary lines on stderr\n"
-    "  --log-level LEVEL         error, warn, info or debug (env HB_LOG_LEVEL, default info)\n"
-    "  -h, --help                show this help\n"
-    "  -V, --version             show the version\n"
-    "--redis is accepted and ignored. Exit status: 0 ok, 1 runtime failure or QoS 1\n"
-    "heartbeats left unacknowledged (the truth may then be wrong), 2 usage error.\n";
+    "  --accounts N          accounts (default 10)\n"
+    "  --devices-per-account M|MIN-MAX\n"
+    "                        devices per account, MIN-MAX drawn per account (default 3)\n"
+    "  --account-prefix STR  account ids are STR0000, STR0001, ... (default acct);\n"
+    "                        device ids are <account>-devNN\n"
+    "  --heartbeat S         heartbeat period in seconds, may be fractional (default 5)\n"
+    "  --jitter F            each period is heartbeat * (1 +- F), uniform (default 0.1)\n"
+    "  --duration S          run length in seconds (default 60)\n"
+    "  --churn F             fraction of devices that start late and/or stop early\n"
+    "                        (default 0.25)\n"
+    "  --guard-ms MS         no heartbeat within MS of an interval boundary (default 250)\n"
+    "  --qos 0|1             MQTT QoS of heartbeats (default 1)\n"
+    "  --connect-rate N      new connections per second (default 500)\n"
+    "  --seed N              random seed, 0..999999999999999 (default: from the clock)\n"
+    "  --username U          MQTT user name of every device (default: its account id)\n"
+    "  --password P          MQTT password of every device (default: none)\n"
+    "  --truth FILE          write the truth as JSON Lines to FILE: per complete interval\n"
+    "                        and account, the devices that sent a heartbeat in it\n"
+    "  --json                print the final summary as one JSON object on stdout\n"
+    "  --quiet               no progress or summary lines on stderr\n"
+    "  --log-level LEVEL     error, warn, info or debug (env HB_LOG_LEVEL, default info)\n"
+    "  -h, --help            show this help\n"
+    "  -V, --version         show the version\n"
+    "--redis is accepted and ignored. Exit status: 0 ok; 1 on a runtime failure or when\n"
+    "QoS 1 heartbeats went unacknowledged (the truth may then be wrong); 2 usage error.\n";
 
 /* Parses a finite number in [min, max]. */
 static bool parse_double(const char *arg, double min, double max, double *out)
@@ -134,8 +136,7 @@ bool options_range_parse(const char *arg, unsigned max, unsigned *min_out, unsig
     return true;
 }
 
-bool options_broker_parse(const char *uri, struct options_broker *out, char *err,
-                          size_t errlen)
+bool options_broker_parse(const char *uri, struct options_broker *out, char *err, size_t errlen)
 {
     const char *p;
     if (strncmp(uri, "tcp://", 6) == 0) {

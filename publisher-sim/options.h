@@ -47,8 +47,7 @@ int options_parse(struct options *o, int argc, char **argv);
 
 /* Parses tcp://host:port or mqtt://host:port (port defaults to 1883; an IPv6 host is written
  * [addr]). Returns false with a reason in err when uri is malformed. */
-bool options_broker_parse(const char *uri, struct options_broker *out, char *err,
-                          size_t errlen);
+bool options_broker_parse(const char *uri, struct options_broker *out, char *err, size_t errlen);
 
 /* Parses "M" or "MIN-MAX" (0 <= MIN <= MAX <= max). False when malformed or out of range. */
 bool options_range_parse(const char *arg, unsigned max, unsigned *min_out, unsigned *max_out);

@@ -16,13 +16,13 @@ struct agent {
 };
 
 static const struct agent agents[] = {
-    {"Android", "ExoPlayer", "Pixel 7"},       {"Android", "Chrome", "Galaxy S23"},
-    {"iOS", "AVPlayer", "iPhone 14"},          {"iPadOS", "Safari", "iPad Air"},
-    {"Windows", "Chrome", "Desktop"},          {"Windows", "Edge", "Surface Laptop"},
-    {"macOS", "Safari", "MacBook Air"},        {"Linux", "Firefox", "Desktop"},
-    {"tvOS", "AVPlayer", "Apple TV 4K"},       {"Tizen", "Samsung TV", "QE55Q80"},
-    {"webOS", "LG TV", "OLED55C3"},            {"Android TV", "ExoPlayer", "Chromecast"},
-    {"Roku OS", "Roku", "Roku Ultra"},         {"Fire OS", "ExoPlayer", "Fire TV Stick"},
+    {"Android", "ExoPlayer", "Pixel 7"}, {"Android", "Chrome", "Galaxy S23"},
+    {"iOS", "AVPlayer", "iPhone 14"},    {"iPadOS", "Safari", "iPad Air"},
+    {"Windows", "Chrome", "Desktop"},    {"Windows", "Edge", "Surface Laptop"},
+    {"macOS", "Safari", "MacBook Air"},  {"Linux", "Firefox", "Desktop"},
+    {"tvOS", "AVPlayer", "Apple TV 4K"}, {"Tizen", "Samsung TV", "QE55Q80"},
+    {"webOS", "LG TV", "OLED55C3"},      {"Android TV", "ExoPlayer", "Chromecast"},
+    {"Roku OS", "Roku", "Roku Ultra"},   {"Fire OS", "ExoPlayer", "Fire TV Stick"},
 };
 
 static const unsigned bitrates[] = {400, 800, 1500, 3000, 4500, 6000, 8000, 12000};
@@ -95,8 +95,7 @@ bool plan_init(struct plan *p, const struct plan_params *params, struct rng *r)
         p->accounts[a] = next;
         next += n + 1;
         for (unsigned k = 0; k < counts[a]; k++, d++) {
-            n = snprintf(next, (size_t)(end - next), "%s-dev%0*u", p->accounts[a], device_width,
-                         k);
+            n = snprintf(next, (size_t)(end - next), "%s-dev%0*u", p->accounts[a], device_width, k);
             if (n < 0 || n >= end - next || !hb_id_valid(next, (size_t)n)) {
                 HB_ERROR("plan: device id '%s' is not a valid id", next);
                 goto fail;

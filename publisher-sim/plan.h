@@ -20,22 +20,22 @@ struct plan_params {
 };
 
 struct plan_device {
-    size_t account;        /* index into plan.accounts */
-    int64_t start_ms;      /* active window, after the run start */
+    size_t account;   /* index into plan.accounts */
+    int64_t start_ms; /* active window, after the run start */
     int64_t stop_ms;
-    unsigned media;        /* payload: mediaId m-<media> */
-    unsigned bitrate;      /* payload: kbit/s */
-    unsigned agent;        /* payload: index into the user-agent table */
+    unsigned media;   /* payload: mediaId m-<media> */
+    unsigned bitrate; /* payload: kbit/s */
+    unsigned agent;   /* payload: index into the user-agent table */
 };
 
 struct plan {
     size_t n_accounts;
     size_t n_devices;
-    char *id_storage;             /* every id, NUL-terminated, back to back */
-    const char **accounts;        /* [n_accounts] */
-    const char **devices;         /* [n_devices] */
-    size_t *device_account;       /* [n_devices] */
-    struct plan_device *device;   /* [n_devices] */
+    char *id_storage;           /* every id, NUL-terminated, back to back */
+    const char **accounts;      /* [n_accounts] */
+    const char **devices;       /* [n_devices] */
+    size_t *device_account;     /* [n_devices] */
+    struct plan_device *device; /* [n_devices] */
 };
 
 /* Draws the population from r. Account ids are <prefix><n> and device ids <account>-dev<k>,

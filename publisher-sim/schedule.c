@@ -30,8 +30,7 @@ int64_t schedule_next(int64_t sent_ms, double period_s, double jitter, double u)
     return sent_ms + (delay < 1 ? 1 : delay);
 }
 
-size_t schedule_complete(int64_t start_ms, int64_t end_ms, int64_t interval_ms,
-                         int64_t *first_ms)
+size_t schedule_complete(int64_t start_ms, int64_t end_ms, int64_t interval_ms, int64_t *first_ms)
 {
     int64_t first = hb_interval_start(start_ms, interval_ms);
     if (first < start_ms)

@@ -28,8 +28,7 @@ int64_t schedule_next(int64_t sent_ms, double period_s, double jitter, double u)
 /* The complete intervals of a run from start_ms to end_ms: those [s, s + interval) with
  * start_ms <= s and s + interval <= end_ms. Stores the first one's start in *first_ms (also
  * when there are none) and returns how many there are (0 when end_ms <= start_ms). */
-size_t schedule_complete(int64_t start_ms, int64_t end_ms, int64_t interval_ms,
-                         int64_t *first_ms);
+size_t schedule_complete(int64_t start_ms, int64_t end_ms, int64_t interval_ms, int64_t *first_ms);
 
 /* A device's active window, in milliseconds after the run start: it connects at start_ms and
  * disconnects at stop_ms (start_ms < stop_ms <= duration_ms). */

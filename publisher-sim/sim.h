@@ -53,8 +53,10 @@ struct sim_stats {
 struct sim;
 
 /* Sets up a simulator for cfg (copied; the plan, brokers and strings it points to must
- * outlive the simulator). Nothing connects before sim_run. Returns NULL (after reporting
- * why) on failure. */
+ * outlive the simulator). Nothing connects before sim_run. Raises the soft open-file limit to
+ * the hard one and warns when the devices may not fit (each connection holds three file
+ * descriptors: its socket and libmosquitto's wake-up socket pair). Returns NULL (after
+ * reporting why) on failure. */
 struct sim *sim_create(const struct sim_config *cfg);
 
 /* Runs from start_ms (Unix ms, normally now) for the configured duration or until a signal:
@@ -64,7 +66,7 @@ struct sim *sim_create(const struct sim_config *cfg);
  * time. Returns 0, or -1 when the loop itself failed (reported). Call once. */
 int sim_run(struct sim *s, int64_t start_ms, struct truth *truth);
 
-/* Current counters; safe during and after sim_run. */
+/* The counters so far (final ones after sim_run returned). */
 void sim_get_stats(const struct sim *s, struct sim_stats *out);
 
 /* Disconnects whatever is still connected and frees the simulator; NULL is a no-op. */

@@ -14,11 +14,11 @@ struct truth {
     int64_t first_ms;
     int64_t interval_ms;
     size_t n_intervals;
-    size_t words;         /* 64-bit words per interval bitmap */
-    uint64_t *bits;       /* [n_intervals * words] */
-    size_t *account_order;  /* account indices sorted by id */
-    size_t *device_order;   /* device indices grouped by account, sorted by id in a group */
-    size_t *account_first;  /* [n_accounts + 1]: account a's devices are device_order[first..] */
+    size_t words;          /* 64-bit words per interval bitmap */
+    uint64_t *bits;        /* [n_intervals * words] */
+    size_t *account_order; /* account indices sorted by id */
+    size_t *device_order;  /* device indices grouped by account, sorted by id in a group */
+    size_t *account_first; /* [n_accounts + 1]: account a's devices are device_order[first..] */
 };
 
 /* Sorts idx[0..n) by the ids they index in names. qsort has no context argument, so it sorts

@@ -12,7 +12,7 @@
  * hb_id_valid, so it needs no escaping in JSON. */
 struct truth_ids {
     size_t n_accounts;
-    const char *const *accounts;  /* [n_accounts] */
+    const char *const *accounts; /* [n_accounts] */
     size_t n_devices;
     const char *const *devices;   /* [n_devices] */
     const size_t *device_account; /* [n_devices], index into accounts */

@@ -5,9 +5,10 @@ set -euo pipefail
 
 packages=(
   build-essential meson ninja-build pkg-config
-  libpaho-mqtt-dev libhiredis-dev libcjson-dev libmosquitto-dev uthash-dev
+  libpaho-mqtt-dev libhiredis-dev libcjson-dev libmosquitto-dev mosquitto-dev uthash-dev
+  libjwt-dev libssl-dev libmicrohttpd-dev
   mosquitto mosquitto-clients redis-server redis-tools
-  python3 python3-paho-mqtt
+  python3 python3-paho-mqtt python3-jwt python3-cryptography
 )
 
 missing=()

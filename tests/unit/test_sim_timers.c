@@ -98,8 +98,7 @@ static void test_timers_random_operations_match_brute_force(void)
             int64_t now = (int64_t)rng_range(&r, 0, 1000);
             size_t best = N;
             for (size_t i = 0; i < N; i++)
-                if (model[i] >= 0 && model[i] <= now &&
-                    (best == N || model[i] < model[best]))
+                if (model[i] >= 0 && model[i] <= now && (best == N || model[i] < model[best]))
                     best = i;
             struct timers_entry e;
             bool got = timers_pop_due(&t, now, &e);
