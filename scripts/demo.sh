@@ -71,7 +71,7 @@ status=0
 "$bin/checker/hb-check" --verify "$work/truth.jsonl" --verbose >"$work/verify.txt" || status=$?
 awk '/^(ok|MISMATCH) / {
        split($2, a, "="); split($3, s, "="); split($4, e, "="); split($5, g, "=");
-       printf "%-10s %-15s %6s %8s  %s\n", a[2], s[2], e[2], g[2], ($1 == "ok" ? "" : "MISMATCH")
+       printf "%-10s %-15s %6s %8s  %s\n", a[2], s[2], e[2], g[2], ($1 == "ok" ? "ok" : "MISMATCH")
      }' "$work/verify.txt"
 tail -1 "$work/verify.txt"
 echo
