@@ -209,20 +209,26 @@ def _read_reply(reader):
 
 class Mosquitto:
     """mosquitto on a free loopback port, anonymous, with queues large enough that a slow
-    consumer is not silently dropped messages."""
+    consumer is not silently dropped messages. config, when given, replaces the whole
+    configuration ("{port}" in it becomes the port); env adds to the broker's environment
+    (e.g. LD_PRELOAD for a sanitized plugin)."""
 
-    def __init__(self, workdir, extra_conf=""):
+    def __init__(self, workdir, extra_conf="", config=None, env=None):
         self.workdir = os.path.join(workdir, f"mosquitto-{free_port()}")
         os.makedirs(self.workdir, exist_ok=True)
         self.port = free_port()
         self.conf = os.path.join(self.workdir, "mosquitto.conf")
+        self.env = env
         with open(self.conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\n"
-                    "allow_anonymous true\n"
-                    "persistence false\n"
-                    "max_queued_messages 100000\n"
-                    "log_type error\nlog_type warning\nlog_type notice\n"
-                    + extra_conf)
+            if config is not None:
+                f.write(config.replace("{port}", str(self.port)))
+            else:
+                f.write(f"listener {self.port} 127.0.0.1\n"
+                        "allow_anonymous true\n"
+                        "persistence false\n"
+                        "max_queued_messages 100000\n"
+                        "log_type error\nlog_type warning\nlog_type notice\n"
+                        + extra_conf)
         self.proc = None
         self.start()
 
@@ -231,7 +237,8 @@ class Mosquitto:
         return f"tcp://127.0.0.1:{self.port}"
 
     def start(self):
-        self.proc = Process("mosquitto", ["mosquitto", "-c", self.conf], self.workdir)
+        self.proc = Process("mosquitto", ["mosquitto", "-c", self.conf], self.workdir,
+                            env=self.env)
         wait_until(self._listening, 10, f"mosquitto on port {self.port}")
 
     def _listening(self):
@@ -353,6 +360,12 @@ class Env:
     def publisher(self, broker):
         p = Publisher(broker)
         self._cleanup.append(p.close)
+        return p
+
+    def start(self, rel, *args, name=None):
+        """Starts a project program in the background; its output goes to NAME.log."""
+        p = Process(name or os.path.basename(rel), [self.binary(rel), *map(str, args)], self.dir)
+        self._cleanup.append(lambda: p.stop(signal.SIGKILL))
         return p
 
     def run(self, rel, *args, stdin=None, timeout=120, check_rc=None):

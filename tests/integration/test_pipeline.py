@@ -304,7 +304,34 @@ def simulated_devices_match_truth_across_two_brokers(env):
              (summary["published"], summary["published"], 0), "consumer counters")
 
 
+def redis_killed_under_load_loses_nothing_and_leaves_no_key_without_ttl(env):
+    redis, broker = env.redis(aof=True), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL, extra=["--batch-size", "20"])
+    truth = f"{env.dir}/truth.jsonl"
+    sim = env.start("publisher-sim/hb-sim", "--broker", broker.uri, "--interval", INTERVAL,
+                    "--accounts", 40, "--devices-per-account", 5, "--heartbeat", "0.25",
+                    "--churn", 0, "--duration", 7, "--seed", 7, "--truth", truth, "--json",
+                    "--quiet", name="sim")
+    consumer.wait_stats(lambda s: s["written"] >= 1000, what="load flowing into Redis")
+    redis.stop(signal.SIGKILL)
+    consumer.wait_stats(lambda s: s["redis_errors"] >= 1, what="the consumer to notice")
+    redis.start()
+    check_eq(sim.wait(60), 0, "simulator exit status")
+    summary = json.loads(open(sim.log_path).read().splitlines()[-1])
+    consumer.wait_stats(lambda s: s["written"] >= summary["published"],
+                        what="every heartbeat written after the restart")
+    for key in redis.keys():
+        check(redis.cmd("PTTL", key) > 0, f"{key} has no TTL")
+    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+                         "--verify", truth, check_rc=0)
+    check("0 mismatched" in out and " 0 checked" not in out, f"verify: {out}")
+    rc, stats = consumer.stop()
+    check_eq((stats["accepted"], stats["dropped"], stats["expired"]),
+             (summary["published"], 0, 0), "accepted/dropped/expired")
+
+
 SCENARIOS = {f.__name__: f for f in [
+    redis_killed_under_load_loses_nothing_and_leaves_no_key_without_ttl,
     simulated_devices_match_truth_across_two_brokers,
     exact_counts_several_accounts,
     every_key_has_ttl_until_end_of_next_interval,

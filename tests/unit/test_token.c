@@ -1,0 +1,972 @@
+/* Unit tests of credentials (common/token.c): key loading, HS256 and ES256 round trips, every
+ * refusal of hb_token_verify (crafted by hand where a signer would not produce it), rotation,
+ * and the acl matching the broker plugin relies on. Keys are generated at test time with
+ * OpenSSL into a temporary directory. */
+#include "token.h"
+
+#include "testing.h"
+
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define T0 INT64_C(1800000000)
+
+static char dir[64];
+
+/* ---- Fixtures ------------------------------------------------------------------------------ */
+
+static const char *path_of(const char *name)
+{
+    static char paths[8][128];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, 128, "%s/%s", dir, name);
+    return p;
+}
+
+static void write_file(const char *name, const char *data, size_t len)
+{
+    FILE *f = fopen(path_of(name), "wb");
+    if (f == NULL || fwrite(data, 1, len, f) != len) {
+        perror(name);
+        exit(1);
+    }
+    fclose(f);
+}
+
+enum pem_form { PEM_PKCS8, PEM_TRADITIONAL, PEM_PUBLIC, PEM_ENCRYPTED };
+
+static void write_pem(const char *name, EVP_PKEY *pkey, enum pem_form form)
+{
+    FILE *f = fopen(path_of(name), "wb");
+    int ok = 0;
+    if (f != NULL) {
+        BIO *bio = BIO_new_fp(f, BIO_NOCLOSE);
+        switch (form) {
+        case PEM_PKCS8:
+            ok = PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL);
+            break;
+        case PEM_TRADITIONAL:
+            ok = PEM_write_bio_PrivateKey_traditional(bio, pkey, NULL, NULL, 0, NULL, NULL);
+            break;
+        case PEM_PUBLIC:
+            ok = PEM_write_bio_PUBKEY(bio, pkey);
+            break;
+        case PEM_ENCRYPTED:
+            ok = PEM_write_bio_PrivateKey(bio, pkey, EVP_aes_256_cbc(), (unsigned char *)"pass", 4,
+                                          NULL, NULL);
+            break;
+        }
+        BIO_free(bio);
+        fclose(f);
+    }
+    if (!ok) {
+        fprintf(stderr, "cannot write %s\n", name);
+        exit(1);
+    }
+}
+
+static void setup_keys(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/hb-test-token-XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    write_file("secret1", "0123456789abcdef0123456789abcdef-one\n", 37);
+    write_file("secret2", "0123456789abcdef0123456789abcdef-two\r\n", 38);
+    write_file("short", "0123456789abcdef0123456789abcde\n", 32); /* 31 bytes + newline */
+    write_file("exact32", "0123456789abcdef0123456789abcdef\r\n", 34);
+    write_file("badpem", "-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n",
+               65);
+    EVP_PKEY *ec1 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *ec2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (!ec1 || !ec2 || !p384 || !rsa || !ed) {
+        fprintf(stderr, "key generation failed\n");
+        exit(1);
+    }
+    write_pem("ec1.pem", ec1, PEM_PKCS8);
+    write_pem("ec1.pub.pem", ec1, PEM_PUBLIC);
+    write_pem("ec2.pem", ec2, PEM_TRADITIONAL);
+    write_pem("ec2.pub.pem", ec2, PEM_PUBLIC);
+    write_pem("ec1.enc.pem", ec1, PEM_ENCRYPTED);
+    write_pem("p384.pem", p384, PEM_PKCS8);
+    write_pem("rsa.pem", rsa, PEM_PKCS8);
+    write_pem("rsa.pub.pem", rsa, PEM_PUBLIC);
+    write_pem("ed.pem", ed, PEM_PKCS8);
+    EVP_PKEY_free(ec1);
+    EVP_PKEY_free(ec2);
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ed);
+}
+
+static void teardown_keys(void)
+{
+    static const char *const names[] = {
+        "secret1",  "secret2",     "short",       "exact32",     "badpem",
+        "ec1.pem",  "ec1.pub.pem", "ec2.pem",     "ec2.pub.pem", "ec1.enc.pem",
+        "p384.pem", "rsa.pem",     "rsa.pub.pem", "ed.pem",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        unlink(path_of(names[i]));
+    rmdir(dir);
+}
+
+static void load(struct hb_key *key, const char *kid, const char *name)
+{
+    char err[256];
+    if (!hb_key_load(key, kid, path_of(name), err, sizeof(err))) {
+        fprintf(stderr, "loading %s: %s\n", name, err);
+        exit(1);
+    }
+}
+
+static void ring_of(struct hb_keyring *ring, const char *kid, const char *name)
+{
+    struct hb_key key;
+    char err[256];
+    memset(ring, 0, sizeof(*ring));
+    load(&key, kid, name);
+    if (!hb_keyring_add(ring, &key, err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+}
+
+static char *mint_device(const struct hb_key *key, const char *account, const char *device,
+                         int64_t now, int64_t ttl)
+{
+    struct hb_token_request req = {
+        .role = HB_ROLE_DEVICE, .account = account, .device = device, .now_s = now, .ttl_s = ttl};
+    char err[256];
+    char *t = hb_token_mint(key, &req, err, sizeof(err));
+    if (t == NULL) {
+        fprintf(stderr, "mint: %s\n", err);
+        exit(1);
+    }
+    return t;
+}
+
+static enum hb_token_error verify(const struct hb_keyring *ring, const char *token, int64_t now)
+{
+    struct hb_token_claims c;
+    return hb_token_verify(ring, token, strlen(token), now, &c);
+}
+
+static char *b64url(const char *data)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t n = strlen(data);
+    char *out = malloc(n / 3 * 4 + 5);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)data[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)(unsigned char)data[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)data[i + 2];
+        out[o++] = abc[(v >> 18) & 63];
+        out[o++] = abc[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = abc[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = abc[v & 63];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* header.payload.sig from raw JSON texts and a signature part given as is. */
+static char *craft(const char *header_json, const char *claims_json, const char *sig)
+{
+    char *h = b64url(header_json), *p = b64url(claims_json);
+    size_t n = strlen(h) + strlen(p) + strlen(sig) + 3;
+    char *t = malloc(n);
+    snprintf(t, n, "%s.%s.%s", h, p, sig);
+    free(h);
+    free(p);
+    return t;
+}
+
+/* Signs arbitrary claims with libjwt directly (bypassing hb_token_mint's checks). */
+static char *sign_raw(jwt_alg_t alg, const unsigned char *key, size_t len, const char *kid,
+                      const char *claims_json)
+{
+    jwt_t *jwt = NULL;
+    if (jwt_new(&jwt) != 0 || jwt_set_alg(jwt, alg, key, (int)len) != 0 ||
+        (kid && jwt_add_header(jwt, "kid", kid) != 0) ||
+        jwt_add_grants_json(jwt, claims_json) != 0) {
+        fprintf(stderr, "sign_raw setup failed\n");
+        exit(1);
+    }
+    char *t = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    if (t == NULL) {
+        fprintf(stderr, "sign_raw failed\n");
+        exit(1);
+    }
+    return t;
+}
+
+#define GOOD_CLAIMS                                                                                \
+    "\"iat\":1800000000,\"nbf\":1800000000,\"exp\":1800001800,\"role\":\"device\","                \
+    "\"acl\":[{\"permission\":\"allow\",\"action\":\"publish\",\"topic\":\"hb/acct/"               \
+    "${clientid}\"},"                                                                              \
+    "{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"#\"}]"
+
+/* ---- Keys ---------------------------------------------------------------------------------- */
+
+static void test_key_load_secret_strips_one_newline(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    CHECK_INT(k.alg, HB_TOKEN_HS256);
+    CHECK(k.can_sign);
+    CHECK_INT(k.len, 36);
+    CHECK(memcmp(k.material, "0123456789abcdef0123456789abcdef-one", 36) == 0);
+    CHECK(k.public_pem == NULL);
+    CHECK_STR(k.kid, "k1");
+    hb_key_finish(&k);
+    CHECK(k.material == NULL && k.len == 0 && k.kid[0] == '\0');
+    load(&k, "k2", "secret2");
+    CHECK_INT(k.len, 36); /* \r\n stripped */
+    hb_key_finish(&k);
+    load(&k, "k3", "exact32");
+    CHECK_INT(k.len, 32);
+    hb_key_finish(&k);
+    hb_key_finish(&k); /* finishing a zeroed key is a no-op */
+}
+
+static void test_key_load_es256_private_public_and_traditional(void)
+{
+    struct hb_key k;
+    load(&k, "e1", "ec1.pem");
+    CHECK_INT(k.alg, HB_TOKEN_ES256);
+    CHECK(k.can_sign);
+    CHECK(k.public_pem != NULL && strstr((const char *)k.public_pem, "PUBLIC KEY") != NULL);
+    hb_key_finish(&k);
+    load(&k, "e1", "ec1.pub.pem");
+    CHECK_INT(k.alg, HB_TOKEN_ES256);
+    CHECK(!k.can_sign);
+    hb_key_finish(&k);
+    load(&k, "e2", "ec2.pem"); /* "BEGIN EC PRIVATE KEY" */
+    CHECK(k.can_sign);
+    hb_key_finish(&k);
+}
+
+static bool load_fails(const char *kid, const char *name, const char *reason_part)
+{
+    struct hb_key k;
+    char err[256] = "";
+    bool loaded = hb_key_load(&k, kid, path_of(name), err, sizeof(err));
+    if (loaded)
+        hb_key_finish(&k);
+    if (strstr(err, reason_part) == NULL)
+        fprintf(stderr, "  %s: reason '%s' lacks '%s'\n", name, err, reason_part);
+    return !loaded && k.material == NULL && strstr(err, reason_part) != NULL;
+}
+
+static void test_key_load_refusals_say_why(void)
+{
+    CHECK(load_fails("k", "short", "at least 32 bytes"));
+    CHECK(load_fails("k", "rsa.pem", "rsaEncryption key"));
+    CHECK(load_fails("k", "rsa.pub.pem", "ES256 needs an EC P-256 key"));
+    CHECK(load_fails("k", "ed.pem", "ES256 needs an EC P-256 key"));
+    CHECK(load_fails("k", "p384.pem", "secp384r1"));
+    CHECK(load_fails("k", "ec1.enc.pem", "encrypted"));
+    CHECK(load_fails("k", "badpem", "not a readable PEM"));
+    CHECK(load_fails("k", "no-such-file", "No such file"));
+    CHECK(load_fails("a/b", "secret1", "key id"));
+    CHECK(load_fails("", "secret1", "key id"));
+}
+
+static void test_keyring_refuses_duplicate_kid_and_overflow(void)
+{
+    struct hb_keyring ring = {0};
+    struct hb_key k;
+    char err[256];
+    load(&k, "same", "secret1");
+    CHECK(hb_keyring_add(&ring, &k, err, sizeof(err)));
+    CHECK(k.material == NULL); /* ownership moved */
+    load(&k, "same", "secret2");
+    CHECK(!hb_keyring_add(&ring, &k, err, sizeof(err)));
+    CHECK(strstr(err, "same") != NULL);
+    hb_key_finish(&k);
+    for (int i = 1; i < HB_KEYRING_MAX; i++) {
+        char kid[16];
+        snprintf(kid, sizeof(kid), "k%d", i);
+        load(&k, kid, "secret1");
+        CHECK(hb_keyring_add(&ring, &k, err, sizeof(err)));
+    }
+    load(&k, "one-too-many", "secret1");
+    CHECK(!hb_keyring_add(&ring, &k, err, sizeof(err)));
+    hb_key_finish(&k);
+    CHECK_INT(ring.n, HB_KEYRING_MAX);
+    hb_keyring_finish(&ring);
+    CHECK_INT(ring.n, 0);
+}
+
+/* ---- Round trips --------------------------------------------------------------------------- */
+
+static void test_hs256_device_token_round_trip(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct-1", NULL, T0, 1800);
+    struct hb_token_claims c;
+    CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0 + 5, &c), HB_TOKEN_OK);
+    CHECK_STR(c.sub, "acct-1");
+    CHECK_STR(c.device, "");
+    CHECK_STR(c.kid, "k1");
+    CHECK_INT(c.role, HB_ROLE_DEVICE);
+    CHECK_INT(c.iat, T0);
+    CHECK_INT(c.nbf, T0);
+    CHECK_INT(c.exp, T0 + 1800);
+    CHECK_INT(c.n_rules, 2);
+    CHECK(c.rules[0].allow);
+    CHECK_INT(c.rules[0].action, HB_ACL_PUBLISH);
+    CHECK_STR(c.rules[0].topic, "hb/acct-1/${clientid}");
+    CHECK(!c.rules[1].allow);
+    CHECK_INT(c.rules[1].action, HB_ACL_ALL);
+    CHECK_STR(c.rules[1].topic, "#");
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_es256_round_trip_public_key_verifies(void)
+{
+    struct hb_key signer;
+    load(&signer, "e1", "ec1.pem");
+    struct hb_keyring ring;
+    ring_of(&ring, "e1", "ec1.pub.pem");
+    char *t = mint_device(&signer, "acct-2", "tv-1", T0, 60);
+    struct hb_token_claims c;
+    CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0, &c), HB_TOKEN_OK);
+    CHECK_STR(c.sub, "acct-2");
+    CHECK_STR(c.device, "tv-1");
+    CHECK_STR(c.rules[0].topic, "hb/acct-2/${clientid}");
+    /* The private key verifies too (through its derived public key). */
+    struct hb_keyring ring2;
+    ring_of(&ring2, "e1", "ec1.pem");
+    CHECK_INT(verify(&ring2, t, T0), HB_TOKEN_OK);
+    /* A public key cannot sign. */
+    struct hb_token_request req = {
+        .role = HB_ROLE_DEVICE, .account = "a", .now_s = T0, .ttl_s = 60};
+    char err[256];
+    CHECK(hb_token_mint(&ring.keys[0], &req, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "cannot sign") != NULL);
+    free(t);
+    hb_key_finish(&signer);
+    hb_keyring_finish(&ring);
+    hb_keyring_finish(&ring2);
+}
+
+static void test_consumer_token_and_topic_prefix(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    struct hb_token_request req = {
+        .role = HB_ROLE_CONSUMER, .topic_prefix = "tenant/hb", .now_s = T0, .ttl_s = 600};
+    char err[256];
+    char *t = hb_token_mint(&ring.keys[0], &req, err, sizeof(err));
+    CHECK(t != NULL);
+    struct hb_token_claims c;
+    CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0, &c), HB_TOKEN_OK);
+    CHECK_STR(c.sub, "consumer");
+    CHECK_INT(c.role, HB_ROLE_CONSUMER);
+    CHECK_INT(c.n_rules, 3);
+    CHECK_STR(c.rules[0].topic, "tenant/hb/+/+");
+    CHECK_INT(c.rules[0].action, HB_ACL_SUBSCRIBE);
+    CHECK_STR(c.rules[1].topic, "$share/+/tenant/hb/+/+");
+    CHECK_INT(c.rules[1].action, HB_ACL_SUBSCRIBE);
+    CHECK_STR(c.rules[2].topic, "#");
+    CHECK(!c.rules[2].allow);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_mint_refuses_bad_requests(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    char err[256];
+    struct hb_token_request req = {
+        .role = HB_ROLE_DEVICE, .account = "a/b", .now_s = T0, .ttl_s = 60};
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "account") != NULL);
+    req.account = "a";
+    req.device = "+";
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "device") != NULL);
+    req.device = NULL;
+    req.ttl_s = 0;
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    req.ttl_s = -5;
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    req.ttl_s = 60;
+    req.topic_prefix = "hb/+";
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    req.account = NULL;
+    req.topic_prefix = NULL;
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    hb_key_finish(&k);
+}
+
+static void test_tokens_are_unique(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    char *a = mint_device(&k, "acct", NULL, T0, 60), *b = mint_device(&k, "acct", NULL, T0, 60);
+    CHECK(strcmp(a, b) != 0); /* jti is random */
+    free(a);
+    free(b);
+    hb_key_finish(&k);
+}
+
+/* ---- Refusals ------------------------------------------------------------------------------ */
+
+static void test_forged_signature_is_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct", NULL, T0, 60);
+    char *sig = strrchr(t, '.') + 1;
+    sig[3] = sig[3] == 'A' ? 'B' : 'A';
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_SIGNATURE);
+    sig[0] = '\0'; /* no signature at all */
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_SIGNATURE);
+    free(t);
+    hb_keyring_finish(&ring);
+
+    struct hb_key signer;
+    load(&signer, "e1", "ec1.pem");
+    ring_of(&ring, "e1", "ec1.pub.pem");
+    t = mint_device(&signer, "acct", NULL, T0, 60);
+    sig = strrchr(t, '.') + 1;
+    sig[10] = sig[10] == 'A' ? 'B' : 'A';
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_SIGNATURE);
+    free(t);
+    hb_key_finish(&signer);
+    hb_keyring_finish(&ring);
+}
+
+static void test_wrong_key_with_same_kid_is_refused(void)
+{
+    struct hb_key other;
+    load(&other, "k1", "secret2");
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&other, "acct", NULL, T0, 60);
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_SIGNATURE);
+    free(t);
+    hb_key_finish(&other);
+    hb_keyring_finish(&ring);
+
+    load(&other, "e1", "ec2.pem");
+    ring_of(&ring, "e1", "ec1.pub.pem");
+    t = mint_device(&other, "acct", NULL, T0, 60);
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_SIGNATURE);
+    free(t);
+    hb_key_finish(&other);
+    hb_keyring_finish(&ring);
+}
+
+static void test_unknown_and_missing_kid_are_refused(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    struct hb_keyring ring;
+    ring_of(&ring, "k2", "secret1");
+    char *t = mint_device(&k, "acct", NULL, T0, 60);
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_UNKNOWN_KID);
+    free(t);
+    /* Same secret, no kid header: refused before the signature is looked at. */
+    t = sign_raw(JWT_ALG_HS256, k.material, k.len, NULL, "{\"sub\":\"acct\"," GOOD_CLAIMS "}");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_UNKNOWN_KID);
+    free(t);
+    t = craft("{\"alg\":\"HS256\",\"kid\":7}", "{\"sub\":\"acct\"," GOOD_CLAIMS "}", "c2ln");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_UNKNOWN_KID);
+    free(t);
+    hb_key_finish(&k);
+    hb_keyring_finish(&ring);
+}
+
+static void test_alg_none_is_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    const char *claims = "{\"sub\":\"acct\"," GOOD_CLAIMS "}";
+    char *t = craft("{\"alg\":\"none\",\"kid\":\"k1\"}", claims, "");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    t = craft("{\"alg\":\"None\",\"kid\":\"k1\",\"typ\":\"JWT\"}", claims, "");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    t = craft("{\"alg\":\"none\",\"kid\":\"k1\"}", claims, "c2lnbmF0dXJl");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    t = craft("{\"kid\":\"k1\"}", claims, "c2lnbmF0dXJl");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_other_algorithms_are_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    /* HS512 with the very secret of k1: a valid signature, but not the key's algorithm. */
+    char *t = sign_raw(JWT_ALG_HS512, ring.keys[0].material, ring.keys[0].len, "k1",
+                       "{\"sub\":\"acct\"," GOOD_CLAIMS "}");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_hs256_keyed_with_es256_public_pem_is_refused(void)
+{
+    /* Algorithm confusion: libjwt 1.10 alone accepts this token with the public key PEM. */
+    struct hb_keyring ring;
+    ring_of(&ring, "e1", "ec1.pub.pem");
+    const struct hb_key *k = &ring.keys[0];
+    const char *claims = "{\"sub\":\"acct\"," GOOD_CLAIMS "}";
+    char *t = sign_raw(JWT_ALG_HS256, k->public_pem, k->public_len, "e1", claims);
+    jwt_t *jwt = NULL;
+    CHECK_INT(jwt_decode(&jwt, t, k->public_pem, (int)k->public_len), 0); /* the quirk */
+    jwt_free(jwt);
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    t = sign_raw(JWT_ALG_HS256, k->material, k->len, "e1", claims);
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_ALG);
+    free(t);
+    /* Two "alg" members, hoping two parsers pick different ones. */
+    t = craft("{\"alg\":\"ES256\",\"alg\":\"HS256\",\"kid\":\"e1\"}", claims, "c2ln");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_MALFORMED);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_expired_token_is_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct", NULL, T0, 60);
+    CHECK_INT(verify(&ring, t, T0 + 59), HB_TOKEN_OK);
+    CHECK_INT(verify(&ring, t, T0 + 60), HB_TOKEN_EXPIRED);
+    CHECK_INT(verify(&ring, t, T0 + 86400), HB_TOKEN_EXPIRED);
+    free(t);
+    /* No exp at all. */
+    t = sign_raw(JWT_ALG_HS256, ring.keys[0].material, ring.keys[0].len, "k1",
+                 "{\"sub\":\"a\",\"iat\":1800000000,\"role\":\"device\",\"acl\":[{\"permission\":"
+                 "\"deny\",\"action\":\"all\",\"topic\":\"#\"}]}");
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_BAD_CLAIMS);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_not_yet_valid_token_is_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct", NULL, T0 + 31, 600);
+    CHECK_INT(verify(&ring, t, T0), HB_TOKEN_NOT_YET_VALID);
+    CHECK_INT(verify(&ring, t, T0 + 1), HB_TOKEN_OK); /* within the 30 s leeway */
+    free(t);
+    const char *claims =
+        "{\"sub\":\"acct\",\"iat\":1800000000,\"nbf\":1800000100,\"exp\":1800001800,\"role\":"
+        "\"device\",\"acl\":[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"#\"}]}";
+    t = sign_raw(JWT_ALG_HS256, ring.keys[0].material, ring.keys[0].len, "k1", claims);
+    CHECK_INT(verify(&ring, t, T0 + 69), HB_TOKEN_NOT_YET_VALID);
+    CHECK_INT(verify(&ring, t, T0 + 70), HB_TOKEN_OK);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_tampered_claims_are_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct", NULL, T0, 60);
+    char *d1 = strchr(t, '.'), *d2 = strrchr(t, '.');
+    char *header = strndup(t, (size_t)(d1 - t));
+    char *forged = b64url("{\"sub\":\"other\",\"iat\":1800000000,\"nbf\":1800000000,"
+                          "\"exp\":1900000000,\"role\":\"device\",\"acl\":[{\"permission\":"
+                          "\"allow\",\"action\":\"all\",\"topic\":\"#\"}]}");
+    char tampered[HB_TOKEN_MAX + 1];
+    snprintf(tampered, sizeof(tampered), "%s.%s%s", header, forged, d2);
+    CHECK_INT(verify(&ring, tampered, T0), HB_TOKEN_BAD_SIGNATURE);
+    free(header);
+    free(forged);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_malformed_tokens_are_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct", NULL, T0, 60);
+    char buf[2 * HB_TOKEN_MAX];
+    CHECK_INT(verify(&ring, "", T0), HB_TOKEN_MALFORMED);
+    CHECK_INT(verify(&ring, "garbage", T0), HB_TOKEN_MALFORMED);
+    /* Two parts. */
+    snprintf(buf, sizeof(buf), "%s", t);
+    *strrchr(buf, '.') = '\0';
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    /* Four parts. */
+    snprintf(buf, sizeof(buf), "%s.abc", t);
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    /* A byte outside base64url, and padding. */
+    snprintf(buf, sizeof(buf), "%s", t);
+    buf[2] = '*';
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    snprintf(buf, sizeof(buf), "%s", t);
+    buf[strchr(buf, '.') - buf - 1] = '=';
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    /* Base64url of something that is not JSON, and JSON that is not an object. */
+    char *h = b64url("hello"), *p = b64url("[1,2]");
+    snprintf(buf, sizeof(buf), "%s%s", h, strchr(t, '.'));
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    snprintf(buf, sizeof(buf), "%.*s.%s%s", (int)(strchr(t, '.') - t), t, p, strrchr(t, '.'));
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    free(h);
+    free(p);
+    /* Impossible base64 length (4n+1). */
+    snprintf(buf, sizeof(buf), "A.%s", strchr(t, '.') + 1);
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    /* Oversize, even when it starts with a valid token. */
+    memset(buf, 'A', sizeof(buf));
+    memcpy(buf, t, strlen(t));
+    buf[HB_TOKEN_MAX + 1] = '\0';
+    CHECK_INT(verify(&ring, buf, T0), HB_TOKEN_MALFORMED);
+    /* A NUL inside the given length. */
+    struct hb_token_claims c;
+    snprintf(buf, sizeof(buf), "%s", t);
+    buf[5] = '\0';
+    CHECK_INT(hb_token_verify(&ring, buf, strlen(t), T0, &c), HB_TOKEN_MALFORMED);
+    /* A typ other than JWT, and a crit header. */
+    char *x = craft("{\"alg\":\"HS256\",\"kid\":\"k1\",\"typ\":\"JOSE+JSON\"}", "{}", "c2ln");
+    CHECK_INT(verify(&ring, x, T0), HB_TOKEN_MALFORMED);
+    free(x);
+    x = craft("{\"alg\":\"HS256\",\"kid\":\"k1\",\"crit\":[\"exp\"]}", "{}", "c2ln");
+    CHECK_INT(verify(&ring, x, T0), HB_TOKEN_MALFORMED);
+    free(x);
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static enum hb_token_error verify_signed_claims(const struct hb_keyring *ring, const char *claims)
+{
+    char *t = sign_raw(JWT_ALG_HS256, ring->keys[0].material, ring->keys[0].len, "k1", claims);
+    enum hb_token_error e = verify(ring, t, T0);
+    free(t);
+    return e;
+}
+
+static void test_bad_claims_are_refused(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    CHECK_INT(verify_signed_claims(&ring, "{\"sub\":\"acct\"," GOOD_CLAIMS "}"), HB_TOKEN_OK);
+    CHECK_INT(verify_signed_claims(&ring, "{\"sub\":\"a/b\"," GOOD_CLAIMS "}"),
+              HB_TOKEN_BAD_CLAIMS);
+    CHECK_INT(verify_signed_claims(&ring, "{\"sub\":\"+\"," GOOD_CLAIMS "}"), HB_TOKEN_BAD_CLAIMS);
+    CHECK_INT(verify_signed_claims(&ring, "{\"sub\":7," GOOD_CLAIMS "}"), HB_TOKEN_BAD_CLAIMS);
+    CHECK_INT(verify_signed_claims(&ring, "{" GOOD_CLAIMS "}"), HB_TOKEN_BAD_CLAIMS);
+    CHECK_INT(verify_signed_claims(&ring, "{\"sub\":\"acct\",\"device\":\"#\"," GOOD_CLAIMS "}"),
+              HB_TOKEN_BAD_CLAIMS);
+    const char *times = "\"sub\":\"acct\",\"iat\":1800000000,\"exp\":1800001800,";
+    char claims[2048];
+    /* acl missing, empty, not a list, too long, bad members. */
+    snprintf(claims, sizeof(claims), "{%s\"role\":\"device\"}", times);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    snprintf(claims, sizeof(claims), "{%s\"role\":\"device\",\"acl\":[]}", times);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    snprintf(claims, sizeof(claims), "{%s\"role\":\"device\",\"acl\":{\"pub\":[\"#\"]}}", times);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    const char *deny = "{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"#\"}";
+    int n = snprintf(claims, sizeof(claims), "{%s\"role\":\"device\",\"acl\":[%s", times, deny);
+    for (int i = 1; i <= HB_ACL_RULES_MAX; i++)
+        n += snprintf(claims + n, sizeof(claims) - (size_t)n, ",%s", deny);
+    snprintf(claims + n, sizeof(claims) - (size_t)n, "]}");
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    static const char *const bad_rules[] = {
+        "{\"permission\":\"maybe\",\"action\":\"all\",\"topic\":\"#\"}",
+        "{\"permission\":\"allow\",\"action\":\"read\",\"topic\":\"#\"}",
+        "{\"permission\":\"allow\",\"action\":\"all\"}",
+        "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"\"}",
+        "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"hb/#/x\"}",
+        "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"hb/a+\"}",
+        "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"hb/${peerhost}\"}",
+        "\"hb/#\"",
+    };
+    for (size_t i = 0; i < sizeof(bad_rules) / sizeof(bad_rules[0]); i++) {
+        snprintf(claims, sizeof(claims), "{%s\"role\":\"device\",\"acl\":[%s]}", times,
+                 bad_rules[i]);
+        CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    }
+    char topic[HB_ACL_TOPIC_MAX + 1];
+    memset(topic, 'a', HB_ACL_TOPIC_MAX);
+    topic[HB_ACL_TOPIC_MAX] = '\0';
+    snprintf(claims, sizeof(claims),
+             "{%s\"role\":\"device\",\"acl\":[{\"permission\":\"allow\",\"action\":\"all\","
+             "\"topic\":\"%s\"}]}",
+             times, topic);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    /* role missing or unknown; a consumer must be "consumer" and pins no device. */
+    snprintf(claims, sizeof(claims), "{%s\"acl\":[%s]}", times, deny);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    snprintf(claims, sizeof(claims), "{%s\"role\":\"admin\",\"acl\":[%s]}", times, deny);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    snprintf(claims, sizeof(claims), "{%s\"role\":\"consumer\",\"acl\":[%s]}", times, deny);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    /* exp not a whole number. */
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"a\",\"iat\":1800000000,\"exp\":\"1800001800\",\"role\":\"device\","
+             "\"acl\":[%s]}",
+             deny);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"a\",\"iat\":1800000000,\"exp\":1800001800.5,\"role\":\"device\","
+             "\"acl\":[%s]}",
+             deny);
+    CHECK_INT(verify_signed_claims(&ring, claims), HB_TOKEN_BAD_CLAIMS);
+    hb_keyring_finish(&ring);
+}
+
+static void test_rotation_old_and_new_keys_both_verify(void)
+{
+    struct hb_keyring ring = {0};
+    struct hb_key k;
+    char err[256];
+    load(&k, "2024-old", "secret1");
+    CHECK(hb_keyring_add(&ring, &k, err, sizeof(err)));
+    load(&k, "2025-new", "ec1.pub.pem");
+    CHECK(hb_keyring_add(&ring, &k, err, sizeof(err)));
+    struct hb_key old_signer, new_signer, retired;
+    load(&old_signer, "2024-old", "secret1");
+    load(&new_signer, "2025-new", "ec1.pem");
+    load(&retired, "2023-gone", "secret2");
+    char *a = mint_device(&old_signer, "acct", NULL, T0, 60);
+    char *b = mint_device(&new_signer, "acct", NULL, T0, 60);
+    char *c = mint_device(&retired, "acct", NULL, T0, 60);
+    struct hb_token_claims claims;
+    CHECK_INT(hb_token_verify(&ring, a, strlen(a), T0, &claims), HB_TOKEN_OK);
+    CHECK_STR(claims.kid, "2024-old");
+    CHECK_INT(hb_token_verify(&ring, b, strlen(b), T0, &claims), HB_TOKEN_OK);
+    CHECK_STR(claims.kid, "2025-new");
+    CHECK_INT(verify(&ring, c, T0), HB_TOKEN_UNKNOWN_KID);
+    free(a);
+    free(b);
+    free(c);
+    hb_key_finish(&old_signer);
+    hb_key_finish(&new_signer);
+    hb_key_finish(&retired);
+    hb_keyring_finish(&ring);
+}
+
+static void test_error_names_are_stable(void)
+{
+    CHECK_STR(hb_token_error_name(HB_TOKEN_OK), "ok");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_MALFORMED), "malformed");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_BAD_ALG), "bad_alg");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_UNKNOWN_KID), "unknown_kid");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_BAD_SIGNATURE), "bad_signature");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_EXPIRED), "expired");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_NOT_YET_VALID), "not_yet_valid");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_BAD_CLAIMS), "bad_claims");
+    CHECK_STR(hb_token_error_name(HB_TOKEN_ERROR_COUNT), "unknown");
+}
+
+/* ---- ACL ----------------------------------------------------------------------------------- */
+
+static struct hb_token_claims claims_with(const char *const *rules, size_t n)
+{
+    struct hb_token_claims c;
+    memset(&c, 0, sizeof(c));
+    for (size_t i = 0; i < n; i++) {
+        /* "allow publish topic" */
+        char perm[16], action[16];
+        sscanf(rules[i], "%15s %15s %255s", perm, action, c.rules[i].topic);
+        c.rules[i].allow = strcmp(perm, "allow") == 0;
+        c.rules[i].action = strcmp(action, "publish") == 0     ? HB_ACL_PUBLISH
+                            : strcmp(action, "subscribe") == 0 ? HB_ACL_SUBSCRIBE
+                                                               : HB_ACL_ALL;
+    }
+    c.n_rules = n;
+    return c;
+}
+
+static struct hb_token_claims device_claims(void)
+{
+    static const char *const r[] = {"allow publish hb/acct/${clientid}", "deny all #"};
+    return claims_with(r, 2);
+}
+
+static struct hb_token_claims consumer_claims(void)
+{
+    static const char *const r[] = {"allow subscribe hb/+/+", "allow subscribe $share/+/hb/+/+",
+                                    "deny all #"};
+    return claims_with(r, 3);
+}
+
+static void test_acl_device_publishes_only_to_its_own_topic(void)
+{
+    struct hb_token_claims c = device_claims();
+    CHECK(hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
+    CHECK(hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev2"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/other/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "other", HB_ACL_PUBLISH, "hb/other/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1/x"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/+"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/#"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, ""));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "hb/#"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "#"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "$SYS/#"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_READ, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_ALL, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(NULL, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, NULL));
+}
+
+static void test_acl_malicious_client_ids_never_match_a_placeholder(void)
+{
+    struct hb_token_claims c = device_claims();
+    static const char *const evil[] = {"+", "#", "a/b", "", "dev 1", "${clientid}", "a+"};
+    for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+        char topic[64];
+        snprintf(topic, sizeof(topic), "hb/acct/%s", evil[i]);
+        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_PUBLISH, topic));
+        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
+        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_SUBSCRIBE, "hb/acct/+"));
+        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_SUBSCRIBE, topic));
+    }
+    CHECK(!hb_acl_allows(&c, NULL, "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
+    /* "a/b" would turn hb/acct/${clientid} into hb/acct/a/b. */
+    CHECK(!hb_acl_allows(&c, "a/b", "acct", HB_ACL_PUBLISH, "hb/acct/a/b"));
+}
+
+static void test_acl_username_placeholder(void)
+{
+    static const char *const r[] = {"allow publish hb/${username}/${clientid}", "deny all #"};
+    struct hb_token_claims c = claims_with(r, 2);
+    CHECK(hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "other", HB_ACL_PUBLISH, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "+", HB_ACL_PUBLISH, "hb/+/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", "#", HB_ACL_PUBLISH, "hb/acct/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "hb/acct/dev1"));
+}
+
+static void test_acl_pinned_device_denies_other_client_ids(void)
+{
+    struct hb_token_claims c = device_claims();
+    snprintf(c.device, sizeof(c.device), "tv-1");
+    CHECK(hb_acl_allows(&c, "tv-1", NULL, HB_ACL_PUBLISH, "hb/acct/tv-1"));
+    CHECK(!hb_acl_allows(&c, "tv-2", NULL, HB_ACL_PUBLISH, "hb/acct/tv-2"));
+    CHECK(!hb_acl_allows(&c, NULL, NULL, HB_ACL_PUBLISH, "hb/acct/tv-1"));
+}
+
+static void test_acl_consumer_subscriptions_are_subsets(void)
+{
+    struct hb_token_claims c = consumer_claims();
+    const char *id = "consumer-1";
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/+"));
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/acct/+"));
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/dev"));
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/acct/dev"));
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/hb-consumers/hb/+/+"));
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/g/hb/acct/+"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/#"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/#"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/+/+"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "#"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "+/+/+"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$SYS/#"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/g/hb/#"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/g/#"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/a+/b"));   /* not a filter */
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/#/b"));    /* not a filter */
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_PUBLISH, "hb/acct/dev")); /* subscribe only */
+    /* Reads: a delivered message on a concrete topic. */
+    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_READ, "hb/acct/dev"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "hb/acct/dev/x"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "$SYS/broker/uptime"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "other/a/b"));
+    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "hb/+/+"));
+}
+
+static void test_acl_read_through_a_shared_subscription_rule(void)
+{
+    static const char *const r[] = {"allow subscribe $share/+/hb/+/+", "deny all #"};
+    struct hb_token_claims c = claims_with(r, 2);
+    CHECK(hb_acl_allows(&c, "c", NULL, HB_ACL_READ, "hb/acct/dev"));
+    CHECK(!hb_acl_allows(&c, "c", NULL, HB_ACL_SUBSCRIBE, "hb/acct/dev"));
+    CHECK(!hb_acl_allows(&c, "c", NULL, HB_ACL_READ, "$share/g/hb/acct/dev"));
+}
+
+static void test_acl_first_matching_rule_decides(void)
+{
+    static const char *const r[] = {"deny publish hb/acct/blocked", "allow all hb/acct/#",
+                                    "allow all #"};
+    struct hb_token_claims c = claims_with(r, 3);
+    CHECK(!hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "hb/acct/blocked"));
+    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "hb/acct/blocked"));
+    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "hb/acct/other"));
+    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "hb/acct")); /* "a/#" matches "a" */
+    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "hb/acct/#"));
+    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "#"));
+    /* A wildcard first level never reaches $ topics. */
+    CHECK(!hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "$SYS/#"));
+    CHECK(!hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "$SYS/x"));
+    struct hb_token_claims none = claims_with(r, 0);
+    CHECK(!hb_acl_allows(&none, "x", NULL, HB_ACL_PUBLISH, "hb/acct/other"));
+}
+
+int main(void)
+{
+    setup_keys();
+    RUN(test_key_load_secret_strips_one_newline);
+    RUN(test_key_load_es256_private_public_and_traditional);
+    RUN(test_key_load_refusals_say_why);
+    RUN(test_keyring_refuses_duplicate_kid_and_overflow);
+    RUN(test_hs256_device_token_round_trip);
+    RUN(test_es256_round_trip_public_key_verifies);
+    RUN(test_consumer_token_and_topic_prefix);
+    RUN(test_mint_refuses_bad_requests);
+    RUN(test_tokens_are_unique);
+    RUN(test_forged_signature_is_refused);
+    RUN(test_wrong_key_with_same_kid_is_refused);
+    RUN(test_unknown_and_missing_kid_are_refused);
+    RUN(test_alg_none_is_refused);
+    RUN(test_other_algorithms_are_refused);
+    RUN(test_hs256_keyed_with_es256_public_pem_is_refused);
+    RUN(test_expired_token_is_refused);
+    RUN(test_not_yet_valid_token_is_refused);
+    RUN(test_tampered_claims_are_refused);
+    RUN(test_malformed_tokens_are_refused);
+    RUN(test_bad_claims_are_refused);
+    RUN(test_rotation_old_and_new_keys_both_verify);
+    RUN(test_error_names_are_stable);
+    RUN(test_acl_device_publishes_only_to_its_own_topic);
+    RUN(test_acl_malicious_client_ids_never_match_a_placeholder);
+    RUN(test_acl_username_placeholder);
+    RUN(test_acl_pinned_device_denies_other_client_ids);
+    RUN(test_acl_consumer_subscriptions_are_subsets);
+    RUN(test_acl_read_through_a_shared_subscription_rule);
+    RUN(test_acl_first_matching_rule_decides);
+    teardown_keys();
+    return TESTING_DONE();
+}
