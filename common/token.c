@@ -181,8 +181,10 @@ static bool pem_of(EVP_PKEY *pkey, bool private, unsigned char **out, size_t *le
                       : PEM_write_bio_PUBKEY(bio, pkey) == 1;
     char *data = NULL;
     long n = ok ? BIO_get_mem_data(bio, &data) : 0;
-    if (ok && n > 0 && (*out = malloc((size_t)n)) != NULL) {
+    /* One more byte for a NUL, so the PEM text is also a C string (len excludes it). */
+    if (ok && n > 0 && (*out = malloc((size_t)n + 1)) != NULL) {
         memcpy(*out, data, (size_t)n);
+        (*out)[n] = '\0';
         *len = (size_t)n;
     } else {
         ok = false;

@@ -8,7 +8,7 @@ import json
 import signal
 
 from harness import (check, check_eq, interval_start, main, now_ms, wait_for_interval_end,
-                     wait_for_interval_start)
+                     wait_for_interval_start, wait_until)
 
 INTERVAL = 2
 
@@ -117,6 +117,8 @@ def malformed_messages_change_only_rejection_counters(env):
         pub.publish(topic, payload)
     pub.publish("hb/acctM/d0", "")  # a bare heartbeat is valid
     valid += 1
+    consumer.wait_stats(lambda s: s["received"] >= valid + len(BAD_MESSAGES),
+                        what="every message received")
     rc, stats = consumer.stop()
     check_eq(rc, 0, "consumer exit status")
     expected = {}
@@ -214,6 +216,8 @@ def two_consumers_share_the_load_exactly(env):
     start = wait_for_interval_start(INTERVAL)
     n = publish_devices(pub, plan)
     check(now_ms() < start + INTERVAL * 1000, "publishing took longer than the interval")
+    wait_until(lambda: c1.stats()["written"] + c2.stats()["written"] >= n, 20,
+               "the group to write every heartbeat")
     rc1, s1 = c1.stop()
     rc2, s2 = c2.stop()
     check_eq((rc1, rc2), (0, 0), "exit statuses")
