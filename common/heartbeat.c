@@ -1,10 +1,10 @@
 /* Validation of a heartbeat from the network. The topic is split without copying more than an
- * id's length; the payload is parsed with cJSON only after its size is checked, so the cost of
- * a hostile payload is bounded by the configured maximum. */
+ * id's length; the payload is validated without allocating (json.c) and only after its size is
+ * checked, so the cost of a hostile payload is bounded by the configured maximum. */
 #include "heartbeat.h"
 
-#include <cjson/cJSON.h>
-#include <math.h>
+#include "json.h"
+
 #include <string.h>
 
 static const char *const reject_names[HB_REJECT_COUNT] = {
@@ -66,27 +66,12 @@ enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len,
         return HB_OK;
     if (len > max_len)
         return HB_REJECT_OVERSIZE;
-
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
-    if (root == NULL)
+    switch (hb_json_check(payload, len, sent_ms)) {
+    case HB_JSON_OBJECT:
+        return HB_OK;
+    case HB_JSON_OTHER:
+        return HB_REJECT_NOT_OBJECT;
+    default:
         return HB_REJECT_NOT_JSON;
-    /* Trailing bytes after the value (other than whitespace) make it not JSON. */
-    const char *stop = (const char *)payload + len;
-    while (end < stop && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-        end++;
-    enum hb_reject r = HB_OK;
-    if (end != stop)
-        r = HB_REJECT_NOT_JSON;
-    else if (!cJSON_IsObject(root))
-        r = HB_REJECT_NOT_OBJECT;
-    else {
-        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
-        /* 1e15 ms is the year 33658: anything beyond is not a timestamp. */
-        if (cJSON_IsNumber(ts) && isfinite(ts->valuedouble) && ts->valuedouble > 0 &&
-            ts->valuedouble < 1e15)
-            *sent_ms = (int64_t)ts->valuedouble;
     }
-    cJSON_Delete(root);
-    return r;
 }
