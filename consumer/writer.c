@@ -87,6 +87,33 @@ static bool transient_error(const char *msg)
     return false;
 }
 
+/* Makes room for argc arguments in the scratch arrays. */
+static bool reserve_scratch(struct writer *w, size_t argc)
+{
+    if (argc <= w->scratch_cap)
+        return true;
+    size_t cap = argc < 64 ? 64 : argc * 2;
+    const char **argv = realloc(w->argv, cap * sizeof(*argv));
+    if (argv != NULL)
+        w->argv = argv;
+    size_t *argvlen = realloc(w->argvlen, cap * sizeof(*argvlen));
+    if (argvlen != NULL)
+        w->argvlen = argvlen;
+    char(*numbers)[24] = realloc(w->numbers, (cap / 2 + 1) * sizeof(*numbers));
+    if (numbers != NULL)
+        w->numbers = numbers;
+    if (argv == NULL || argvlen == NULL || numbers == NULL)
+        return false;
+    w->scratch_cap = cap;
+    return true;
+}
+
+static void set_arg(struct writer *w, size_t i, const char *s, size_t len)
+{
+    w->argv[i] = s;
+    w->argvlen[i] = len;
+}
+
 /* Queues one EVALSHA for key k, or drops k when its life already ended. Returns 1 when a
  * command was queued, 0 when k was dropped, -1 on failure. */
 static int append_key(struct writer *w, struct batch_key *k, int64_t now)
@@ -98,29 +125,21 @@ static int append_key(struct writer *w, struct batch_key *k, int64_t now)
         return 0;
     }
     size_t argc = 5 + 2 * k->n_devices;
-    const char **argv = malloc(argc * sizeof(*argv));
-    char *numbers = malloc((k->n_devices + 1) * 24);
-    if (argv == NULL || numbers == NULL) {
-        free(argv);
-        free(numbers);
+    if (!reserve_scratch(w, argc))
         return -1;
+    set_arg(w, 0, "EVALSHA", 7);
+    set_arg(w, 1, w->script_sha, 40);
+    set_arg(w, 2, "1", 1);
+    set_arg(w, 3, k->key, strlen(k->key));
+    int n = snprintf(w->numbers[0], sizeof(w->numbers[0]), "%" PRId64, ttl);
+    set_arg(w, 4, w->numbers[0], (size_t)n);
+    size_t i = 5, j = 1;
+    for (struct batch_device *d = k->devices; d != NULL; d = d->hh.next, j++) {
+        set_arg(w, i++, d->device, strlen(d->device));
+        n = snprintf(w->numbers[j], sizeof(w->numbers[j]), "%lld", d->count);
+        set_arg(w, i++, w->numbers[j], (size_t)n);
     }
-    argv[0] = "EVALSHA";
-    argv[1] = w->script_sha;
-    argv[2] = "1";
-    argv[3] = k->key;
-    snprintf(numbers, 24, "%" PRId64, ttl);
-    argv[4] = numbers;
-    size_t i = 5, n = 1;
-    for (struct batch_device *d = k->devices; d != NULL; d = d->hh.next, n++) {
-        argv[i++] = d->device;
-        snprintf(numbers + n * 24, 24, "%lld", d->count);
-        argv[i++] = numbers + n * 24;
-    }
-    int rc = redisAppendCommandArgv(w->redis, (int)argc, argv, NULL) == REDIS_OK ? 1 : -1;
-    free(argv);
-    free(numbers);
-    return rc;
+    return redisAppendCommandArgv(w->redis, (int)argc, w->argv, w->argvlen) == REDIS_OK ? 1 : -1;
 }
 
 /* Writes the batch. Keys confirmed by Redis (or dropped for good) leave the batch. Returns
@@ -283,5 +302,12 @@ void writer_finish(struct writer *w)
     batch_finish(&w->batch);
     free(w->entries);
     w->entries = NULL;
+    free(w->argv);
+    free(w->argvlen);
+    free(w->numbers);
+    w->argv = NULL;
+    w->argvlen = NULL;
+    w->numbers = NULL;
+    w->scratch_cap = 0;
     disconnect(w);
 }

@@ -28,6 +28,11 @@ struct writer {
     char script_sha[41];
     struct batch batch;
     struct queue_entry *entries;
+    /* Scratch for building one EVALSHA, grown as needed and reused for every key. */
+    const char **argv;
+    size_t *argvlen;
+    char (*numbers)[24];
+    size_t scratch_cap; /* entries in argv and argvlen; numbers holds half as many */
     pthread_t thread;
     bool started;
 };

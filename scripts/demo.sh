@@ -26,8 +26,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+free_port() { # below the ephemeral range, so outgoing connections cannot take it meanwhile
+  python3 -c 'import random, socket
+while True:
+    p = random.randrange(20000, 32000); s = socket.socket()
+    try: s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass'
 }
 wait_for() { # what, command...
   local what=$1; shift

@@ -8,6 +8,7 @@ fails. Nothing here mocks Redis or the broker.
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -37,10 +38,17 @@ def check_eq(actual, expected, what):
 
 
 def free_port():
-    """A TCP port that nothing listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing listens on right now. Chosen below the kernel's ephemeral range
+    (32768-60999 here), so an outgoing connection of a parallel test cannot take it between
+    this check and the server's bind."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_until(probe, timeout, what, interval=0.02):
@@ -156,6 +164,10 @@ class Redis:
             return self.cmd("PING") == "PONG"
         except OSError:
             return False
+        except TestFailure as e:  # "-LOADING": up, but still reading its AOF
+            if "LOADING" in str(e):
+                return False
+            raise
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc:
