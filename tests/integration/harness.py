@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -233,7 +234,7 @@ class Mosquitto:
         self.env = env
         with open(self.conf, "w") as f:
             if config is not None:
-                f.write(config.replace("{port}", str(self.port)))
+                f.write(self._local_plugins(config.replace("{port}", str(self.port))))
             else:
                 f.write(f"listener {self.port} 127.0.0.1\n"
                         "allow_anonymous true\n"
@@ -247,6 +248,24 @@ class Mosquitto:
     @property
     def uri(self):
         return f"tcp://127.0.0.1:{self.port}"
+
+    def _local_plugins(self, config):
+        """mosquitto started as root drops to its own user before it loads plugins, and the
+        build directory may sit where that user cannot read (a clone under /root, say). So each
+        plugin is copied next to the configuration, readable by everyone, and loaded from
+        there."""
+        lines = []
+        for line in config.splitlines():
+            if line.startswith("plugin "):
+                src = line.split(None, 1)[1].strip()
+                dst = os.path.join(self.workdir, os.path.basename(src))
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o644)
+                line = f"plugin {dst}"
+            lines.append(line)
+        os.chmod(self.workdir, 0o755)
+        os.chmod(os.path.dirname(self.workdir), 0o711)
+        return "\n".join(lines) + "\n"
 
     def start(self):
         self.proc = Process("mosquitto", ["mosquitto", "-c", self.conf], self.workdir,
