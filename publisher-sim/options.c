@@ -6,6 +6,7 @@
 #include "ids.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -32,6 +33,14 @@ enum {
     OPT_QUIET,
     OPT_CONNECT_RATE,
     OPT_LOG_LEVEL,
+    OPT_WORKERS,
+    OPT_SOURCE_ADDRESS,
+    OPT_KEY,
+    OPT_KID,
+    OPT_TOKEN_TTL,
+    OPT_PAYLOAD_TEMPLATE,
+    OPT_KEEPALIVE,
+    OPT_PROGRESS,
 };
 
 static const struct option long_options[] = {
@@ -53,6 +62,14 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"source-address", required_argument, NULL, OPT_SOURCE_ADDRESS},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"kid", required_argument, NULL, OPT_KID},
+    {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
+    {"payload-template", required_argument, NULL, OPT_PAYLOAD_TEMPLATE},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"progress", required_argument, NULL, OPT_PROGRESS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -64,9 +81,11 @@ static const char usage_head[] =
     "exact set of devices per account and complete interval that was sent (--truth).\n\n";
 
 static const char usage_tail[] =
+    "Population and timing:\n"
     "  --accounts N          accounts (default 10)\n"
     "  --devices-per-account M|MIN-MAX\n"
-    "                        devices per account, MIN-MAX drawn per account (default 3)\n"
+    "                        devices per account, MIN-MAX drawn per account (default 3);\n"
+    "                        connections = the sum over the accounts\n"
     "  --account-prefix STR  account ids are STR0000, STR0001, ... (default acct);\n"
     "                        device ids are <account>-devNN\n"
     "  --heartbeat S         heartbeat period in seconds, may be fractional (default 5)\n"
@@ -75,20 +94,41 @@ static const char usage_tail[] =
     "  --churn F             fraction of devices that start late and/or stop early\n"
     "                        (default 0.25)\n"
     "  --guard-ms MS         no heartbeat within MS of an interval boundary (default 250)\n"
-    "  --qos 0|1             MQTT QoS of heartbeats (default 1)\n"
-    "  --connect-rate N      new connections per second (default 500)\n"
     "  --seed N              random seed, 0..999999999999999 (default: from the clock)\n"
+    "Connections:\n"
+    "  --connect-rate N      new connections per second, all workers together (default 500)\n"
+    "  --workers N           worker processes, 1..256 (default: enough for the devices\n"
+    "                        within the open-file limit)\n"
+    "  --source-address A    bind connections to local address A, round-robin; repeatable,\n"
+    "                        or an IPv4 range like 127.0.0.2-127.0.0.20 (each address has\n"
+    "                        its own ephemeral ports)\n"
+    "  --qos 0|1             MQTT QoS of heartbeats (default 1)\n"
+    "  --keepalive S         MQTT keepalive, 5..65535 seconds (default 60)\n"
     "  --username U          MQTT user name of every device (default: its account id)\n"
     "  --password P          MQTT password of every device (default: none)\n"
+    "  --key FILE            mint a token per device with this key (PEM EC key or HMAC\n"
+    "                        secret) and send it as the password: account = sub, pinned\n"
+    "                        to the device id (the MQTT client id)\n"
+    "  --kid KID             key id in the token header (default: the key file's name\n"
+    "                        without directory and extension)\n"
+    "  --token-ttl S         token lifetime (default: the duration plus 600 s)\n"
+    "Payload and output:\n"
+    "  --payload-template FILE\n"
+    "                        heartbeat payload with placeholders {{ts}} {{device}}\n"
+    "                        {{account}} {{bitrate}} {{media}} {{play_time}} {{os}}\n"
+    "                        {{browser}} {{model}} {{seq}} (default: a realistic JSON object)\n"
     "  --truth FILE          write the truth as JSON Lines to FILE: per complete interval\n"
     "                        and account, the devices that sent a heartbeat in it\n"
     "  --json                print the final summary as one JSON object on stdout\n"
+    "  --progress S          seconds between progress updates (default 1 on a terminal,\n"
+    "                        one rewritten line; 10 otherwise, one line each)\n"
     "  --quiet               no progress or summary lines on stderr\n"
     "  --log-level LEVEL     error, warn, info or debug (env HB_LOG_LEVEL, default info)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
     "--redis is accepted and ignored. Exit status: 0 ok; 1 on a runtime failure or when\n"
-    "QoS 1 heartbeats went unacknowledged (the truth may then be wrong); 2 usage error.\n";
+    "QoS 1 heartbeats went unacknowledged (the truth may then be wrong); 2 usage error or a\n"
+    "plan that cannot fit (the message says what to change).\n";
 
 /* Parses a finite number in [min, max]. */
 static bool parse_double(const char *arg, double min, double max, double *out)
@@ -188,6 +228,94 @@ bool options_broker_parse(const char *uri, struct options_broker *out, char *err
     return true;
 }
 
+static bool source_push(struct options *o, const char *text, char *err, size_t errlen)
+{
+    if (o->n_sources == OPTIONS_SOURCES_MAX) {
+        snprintf(err, errlen, "at most %d source addresses", OPTIONS_SOURCES_MAX);
+        return false;
+    }
+    if (o->sources == NULL) {
+        o->sources = calloc(OPTIONS_SOURCES_MAX, sizeof(*o->sources));
+        if (o->sources == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+    }
+    snprintf(o->sources[o->n_sources++], OPTIONS_ADDR_MAX, "%s", text);
+    return true;
+}
+
+bool options_sources_add(struct options *o, const char *arg, char *err, size_t errlen)
+{
+    const char *dash = strchr(arg, '-');
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (dash == NULL) {
+        if (inet_pton(AF_INET, arg, &a4) != 1 && inet_pton(AF_INET6, arg, &a6) != 1) {
+            snprintf(err, errlen, "'%s': expected an IPv4 or IPv6 address or an IPv4 range", arg);
+            return false;
+        }
+        return source_push(o, arg, err, errlen);
+    }
+    char first[INET_ADDRSTRLEN], last[INET_ADDRSTRLEN];
+    size_t first_len = (size_t)(dash - arg);
+    const char *tail = dash + 1;
+    if (first_len == 0 || first_len >= sizeof(first) || strlen(tail) == 0 ||
+        strlen(tail) >= sizeof(last)) {
+        snprintf(err, errlen, "'%s': expected FIRST-LAST, e.g. 127.0.0.2-127.0.0.20", arg);
+        return false;
+    }
+    memcpy(first, arg, first_len);
+    first[first_len] = '\0';
+    struct in_addr lo, hi;
+    if (inet_pton(AF_INET, first, &lo) != 1) {
+        snprintf(err, errlen, "'%s': '%s' is not an IPv4 address", arg, first);
+        return false;
+    }
+    if (strchr(tail, '.') == NULL) { /* 127.0.0.2-20: the last byte only */
+        long b;
+        if (!hb_parse_long(tail, 0, 255, &b)) {
+            snprintf(err, errlen, "'%s': '%s' is not a byte 0..255", arg, tail);
+            return false;
+        }
+        hi.s_addr = htonl((ntohl(lo.s_addr) & 0xffffff00u) | (uint32_t)b);
+    } else if (inet_pton(AF_INET, tail, &hi) != 1) {
+        snprintf(err, errlen, "'%s': '%s' is not an IPv4 address", arg, tail);
+        return false;
+    }
+    uint32_t from = ntohl(lo.s_addr), to = ntohl(hi.s_addr);
+    if (to < from) {
+        snprintf(err, errlen, "'%s': the range ends before it starts", arg);
+        return false;
+    }
+    if ((uint64_t)to - from + 1 > OPTIONS_SOURCES_MAX - o->n_sources) {
+        snprintf(err, errlen, "'%s': more than %d source addresses in all", arg,
+                 OPTIONS_SOURCES_MAX);
+        return false;
+    }
+    for (uint64_t v = from; v <= to; v++) {
+        struct in_addr x = {.s_addr = htonl((uint32_t)v)};
+        char text[INET_ADDRSTRLEN];
+        if (inet_ntop(AF_INET, &x, text, sizeof(text)) == NULL ||
+            !source_push(o, text, err, errlen))
+            return false;
+    }
+    return true;
+}
+
+bool options_default_kid(const char *path, char *kid, size_t kidlen)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    if (len == 0 || len >= kidlen || !hb_id_valid(base, len))
+        return false;
+    memcpy(kid, base, len);
+    kid[len] = '\0';
+    return true;
+}
+
 static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
@@ -205,6 +333,7 @@ static void set_defaults(struct options *o)
     o->connect_rate = 500;
     o->guard_ms = 250;
     o->qos = 1;
+    o->keepalive_s = 60;
     o->account_prefix = "acct";
 }
 
@@ -311,6 +440,54 @@ static int apply(struct options *o, int opt, const char *arg)
     case OPT_QUIET:
         o->quiet = true;
         return 1;
+    case OPT_WORKERS:
+        if (!hb_parse_long(arg, 1, OPTIONS_WORKERS_MAX, &l)) {
+            HB_ERROR("--workers: expected a whole number in 1..%d, got '%s'", OPTIONS_WORKERS_MAX,
+                     arg);
+            return -1;
+        }
+        o->workers = (unsigned)l;
+        return 1;
+    case OPT_SOURCE_ADDRESS: {
+        char err[256];
+        if (!options_sources_add(o, arg, err, sizeof(err))) {
+            HB_ERROR("--source-address: %s", err);
+            return -1;
+        }
+        return 1;
+    }
+    case OPT_KEY:
+        o->key_path = arg;
+        return 1;
+    case OPT_KID:
+        if (!hb_id_valid(arg, strlen(arg))) {
+            HB_ERROR("--kid: expected 1..64 bytes of A-Z a-z 0-9 . _ - :, got '%s'", arg);
+            return -1;
+        }
+        o->kid = arg;
+        return 1;
+    case OPT_TOKEN_TTL:
+        if (!parse_double(arg, 1, 366 * 86400.0, &o->token_ttl_s)) {
+            HB_ERROR("--token-ttl: expected seconds in 1..31622400, got '%s'", arg);
+            return -1;
+        }
+        return 1;
+    case OPT_PAYLOAD_TEMPLATE:
+        o->payload_template_path = arg;
+        return 1;
+    case OPT_KEEPALIVE:
+        if (!hb_parse_long(arg, 5, 65535, &l)) {
+            HB_ERROR("--keepalive: expected seconds in 5..65535, got '%s'", arg);
+            return -1;
+        }
+        o->keepalive_s = (int)l;
+        return 1;
+    case OPT_PROGRESS:
+        if (!parse_double(arg, 0.1, 3600, &o->progress_s)) {
+            HB_ERROR("--progress: expected seconds in 0.1..3600, got '%s'", arg);
+            return -1;
+        }
+        return 1;
     case OPT_LOG_LEVEL:
         if (!hb_log_level_parse(arg, &level)) {
             HB_ERROR("--log-level: expected error, warn, info or debug, got '%s'", arg);
@@ -356,7 +533,33 @@ static bool check(struct options *o)
         HB_ERROR("--username: must not be empty");
         return false;
     }
+    if (o->key_path != NULL && o->password != NULL) {
+        HB_ERROR("--key and --password exclude each other: with --key the password of each "
+                 "device is its token");
+        return false;
+    }
+    if (o->key_path == NULL && (o->kid != NULL || o->token_ttl_s > 0)) {
+        HB_ERROR("--kid and --token-ttl need --key");
+        return false;
+    }
+    char kid[HB_ID_MAX + 1];
+    if (o->key_path != NULL && o->kid == NULL &&
+        !options_default_kid(o->key_path, kid, sizeof(kid))) {
+        HB_ERROR("--key %s: the file name gives no usable key id; pass --kid", o->key_path);
+        return false;
+    }
+    if (o->token_ttl_s > 0 && o->token_ttl_s < o->duration_s)
+        HB_WARN("--token-ttl %g is shorter than --duration %g: a broker that enforces expiry "
+                "disconnects devices before the run ends",
+                o->token_ttl_s, o->duration_s);
     return true;
+}
+
+void options_finish(struct options *o)
+{
+    free(o->sources);
+    o->sources = NULL;
+    o->n_sources = 0;
 }
 
 int options_parse(struct options *o, int argc, char **argv)

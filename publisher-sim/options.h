@@ -15,6 +15,10 @@ struct options_broker {
     int port;
 };
 
+#define OPTIONS_SOURCES_MAX 1024 /* --source-address addresses, ranges expanded */
+#define OPTIONS_ADDR_MAX 46      /* an IPv6 address as text, NUL included */
+#define OPTIONS_WORKERS_MAX 256
+
 struct options {
     struct hb_config common;
     struct options_broker brokers[HB_BROKERS_MAX]; /* parsed common.brokers */
@@ -24,26 +28,51 @@ struct options {
     double jitter;
     double duration_s;
     double churn;
-    double connect_rate; /* new connections per second */
+    double connect_rate; /* new connections per second, all workers together */
     int64_t guard_ms;
     int qos;
+    int keepalive_s;
     uint64_t seed;
     bool seed_given;
+    unsigned workers; /* 0: from the device count and the open-file limit */
+    char (*sources)[OPTIONS_ADDR_MAX]; /* [n_sources] local addresses to bind, owned */
+    size_t n_sources;
     const char *account_prefix;
     const char *username; /* NULL: each device uses its account id */
     const char *password;
+    const char *key_path; /* mint a token per device with this key; NULL: no tokens */
+    const char *kid;      /* NULL: the key file's name without directory and extension */
+    double token_ttl_s;   /* 0: the run's duration plus OPTIONS_TOKEN_MARGIN_S */
+    const char *payload_template_path;
     const char *truth_path;
+    double progress_s; /* seconds between progress lines; 0: 1 on a terminal, 10 otherwise */
     bool json;
     bool quiet;
 };
+
+/* How long a device token outlives the run by default, seconds. */
+#define OPTIONS_TOKEN_MARGIN_S 600
 
 /* Largest --seed: 15 decimal digits survive any JSON reader as a number. */
 #define OPTIONS_SEED_MAX UINT64_C(999999999999999)
 
 /* Fills o from the environment, defaults and argv. Returns 0 to run, 1 when the program should
  * exit successfully (--help, --version; already printed), 2 on a usage error (reported).
- * Strings in o point into argv or the environment. */
+ * Strings in o point into argv or the environment; call options_finish in every case. */
 int options_parse(struct options *o, int argc, char **argv);
+
+/* Frees what options_parse allocated (the source addresses). */
+void options_finish(struct options *o);
+
+/* Adds the local addresses of one --source-address argument to o->sources: an IPv4 or IPv6
+ * address, or an IPv4 range FIRST-LAST (127.0.0.2-127.0.0.20, or 127.0.0.2-20 for the last
+ * byte), both ends included. Returns false with a reason in err when arg is malformed, the
+ * range is reversed, or the addresses would exceed OPTIONS_SOURCES_MAX. */
+bool options_sources_add(struct options *o, const char *arg, char *err, size_t errlen);
+
+/* The kid of a key file by default: its name without directory and extension
+ * ("/etc/hb/2025-06.key" -> "2025-06"). False when that is not an id. */
+bool options_default_kid(const char *path, char *kid, size_t kidlen);
 
 /* Parses tcp://host:port or mqtt://host:port (port defaults to 1883; an IPv6 host is written
  * [addr]). Returns false with a reason in err when uri is malformed. */

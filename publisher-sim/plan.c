@@ -6,7 +6,6 @@
 #include "log.h"
 #include "schedule.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,16 +147,11 @@ struct truth_ids plan_truth_ids(const struct plan *p)
     return ids;
 }
 
-int plan_payload(const struct plan_device *d, int64_t sent_ms, int64_t since_ms, char *buf,
-                 size_t size)
+void plan_agent(const struct plan_device *d, const char **os, const char **browser,
+                const char **model)
 {
     const struct agent *ag = &agents[d->agent % COUNT(agents)];
-    int64_t played = sent_ms > since_ms ? sent_ms - since_ms : 0;
-    int n = snprintf(buf, size,
-                     "{\"ts\":%" PRId64 ",\"mediaId\":\"m-%04u\",\"bitrate\":%u,"
-                     "\"playTime\":%" PRId64 ".%" PRId64 ",\"agent\":{\"os\":\"%s\","
-                     "\"browser\":\"%s\",\"device\":\"%s\"}}",
-                     sent_ms, d->media, d->bitrate, played / 1000, (played % 1000) / 100, ag->os,
-                     ag->browser, ag->device);
-    return n < 0 || (size_t)n >= size ? -1 : n;
+    *os = ag->os;
+    *browser = ag->browser;
+    *model = ag->device;
 }

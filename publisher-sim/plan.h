@@ -1,5 +1,5 @@
 /* The population of a run, drawn from the seed before anything connects: accounts, their
- * devices (ids, active windows, what each device claims to play) and the heartbeat payload. */
+ * devices (ids, active windows, what each device claims to play). */
 #ifndef HB_SIM_PLAN_H
 #define HB_SIM_PLAN_H
 
@@ -50,10 +50,8 @@ void plan_finish(struct plan *p);
 /* The plan's ids in the shape truth_create wants (borrowed from p). */
 struct truth_ids plan_truth_ids(const struct plan *p);
 
-/* Writes device's heartbeat payload, a JSON object, into buf: sent_ms as "ts", its media,
- * bitrate, play time since since_ms, and user agent. Returns the length, or -1 when buf is
- * too small. The payload stays under 256 bytes. */
-int plan_payload(const struct plan_device *d, int64_t sent_ms, int64_t since_ms, char *buf,
-                 size_t size);
+/* What device claims to run on, from the user-agent table (static strings, JSON-safe). */
+void plan_agent(const struct plan_device *d, const char **os, const char **browser,
+                const char **model);
 
 #endif

@@ -23,6 +23,17 @@ int64_t schedule_guard(int64_t due_ms, int64_t interval_ms, int64_t guard_ms)
     return due_ms;
 }
 
+int64_t schedule_spread(int64_t at_ms, int64_t interval_ms, int64_t guard_ms, double u)
+{
+    int64_t width = 2 * guard_ms;
+    if (width > interval_ms - 2 * guard_ms - 1)
+        width = interval_ms - 2 * guard_ms - 1;
+    if (width <= 0 || u <= 0)
+        return at_ms;
+    int64_t d = (int64_t)(u * (double)width);
+    return at_ms + (d < width ? d : width - 1);
+}
+
 int64_t schedule_next(int64_t sent_ms, double period_s, double jitter, double u)
 {
     double delay_ms = period_s * 1000.0 * (1.0 + jitter * u);

@@ -20,6 +20,12 @@ bool schedule_guard_fits(int64_t interval_ms, int64_t guard_ms);
  * due_ms. Requires schedule_guard_fits(interval_ms, guard_ms). */
 int64_t schedule_guard(int64_t due_ms, int64_t interval_ms, int64_t guard_ms);
 
+/* Where a heartbeat postponed out of a band goes: at_ms (a boundary + guard_ms, from
+ * schedule_guard) plus u (in [0, 1), drawn by the caller) times 2 * guard_ms, the width of the
+ * band it left, so the heartbeats due in a band do not all leave at one instant. Never past
+ * the next band (at most interval - 2 * guard - 1 later). Requires schedule_guard_fits. */
+int64_t schedule_spread(int64_t at_ms, int64_t interval_ms, int64_t guard_ms, double u);
+
 /* The next heartbeat after one sent at sent_ms: sent_ms + period * (1 + jitter * u), with u in
  * [-1, 1] (the caller draws it), rounded to a millisecond and at least 1 ms after sent_ms. The
  * guard band is not applied here. */

@@ -1,6 +1,7 @@
 /* The truth is one bitmap per interval, a bit per device, so recording is O(1) on the
- * publishing path and memory is n_intervals * n_devices bits. The sort orders (accounts by
- * id, each account's devices by id) are computed once at creation and only used to write. */
+ * publishing path, memory is n_intervals * n_devices bits, and the truths of workers that
+ * drove disjoint devices merge by OR. The sort orders (accounts by id, each account's devices
+ * by id) are computed only when the file is written. */
 #include "truth.h"
 
 #include "log.h"
@@ -14,8 +15,12 @@ struct truth {
     int64_t first_ms;
     int64_t interval_ms;
     size_t n_intervals;
-    size_t words;          /* 64-bit words per interval bitmap */
-    uint64_t *bits;        /* [n_intervals * words] */
+    size_t words;   /* 64-bit words per interval bitmap */
+    uint64_t *bits; /* [n_intervals * words] */
+};
+
+/* The order the file lists ids in. */
+struct truth_order {
     size_t *account_order; /* account indices sorted by id */
     size_t *device_order;  /* device indices grouped by account, sorted by id in a group */
     size_t *account_first; /* [n_accounts + 1]: account a's devices are device_order[first..] */
@@ -49,41 +54,48 @@ static bool sort_by_id(size_t *idx, size_t n, const char *const *names)
     return true;
 }
 
-static bool build_orders(struct truth *t)
+static void order_finish(struct truth_order *o)
 {
-    const struct truth_ids *ids = &t->ids;
+    free(o->account_order);
+    free(o->device_order);
+    free(o->account_first);
+}
+
+static bool order_init(struct truth_order *o, const struct truth_ids *ids)
+{
+    o->account_order = calloc(ids->n_accounts + 1, sizeof(size_t));
+    o->device_order = calloc(ids->n_devices + 1, sizeof(size_t));
+    o->account_first = calloc(ids->n_accounts + 1, sizeof(size_t));
+    size_t *fill = calloc(ids->n_accounts + 1, sizeof(size_t));
+    if (!o->account_order || !o->device_order || !o->account_first || !fill) {
+        HB_ERROR("truth: out of memory sorting %zu devices", ids->n_devices);
+        goto fail;
+    }
     for (size_t a = 0; a < ids->n_accounts; a++)
-        t->account_order[a] = a;
-    if (!sort_by_id(t->account_order, ids->n_accounts, ids->accounts))
-        return false;
+        o->account_order[a] = a;
+    if (!sort_by_id(o->account_order, ids->n_accounts, ids->accounts))
+        goto fail;
 
     /* Counting sort of the devices by account, then sort each account's group by id. */
-    for (size_t d = 0; d < ids->n_devices; d++) {
-        if (ids->device_account[d] >= ids->n_accounts) {
-            HB_ERROR("truth: device %zu names account %zu of %zu", d, ids->device_account[d],
-                     ids->n_accounts);
-            return false;
-        }
-        t->account_first[ids->device_account[d] + 1]++;
-    }
+    for (size_t d = 0; d < ids->n_devices; d++)
+        o->account_first[ids->device_account[d] + 1]++;
     for (size_t a = 0; a < ids->n_accounts; a++)
-        t->account_first[a + 1] += t->account_first[a];
-    size_t *fill = calloc(ids->n_accounts + 1, sizeof(size_t));
-    if (fill == NULL) {
-        HB_ERROR("truth: out of memory");
-        return false;
-    }
+        o->account_first[a + 1] += o->account_first[a];
     for (size_t d = 0; d < ids->n_devices; d++) {
         size_t a = ids->device_account[d];
-        t->device_order[t->account_first[a] + fill[a]++] = d;
+        o->device_order[o->account_first[a] + fill[a]++] = d;
+    }
+    for (size_t a = 0; a < ids->n_accounts; a++) {
+        size_t first = o->account_first[a];
+        if (!sort_by_id(o->device_order + first, o->account_first[a + 1] - first, ids->devices))
+            goto fail;
     }
     free(fill);
-    for (size_t a = 0; a < ids->n_accounts; a++) {
-        size_t first = t->account_first[a];
-        if (!sort_by_id(t->device_order + first, t->account_first[a + 1] - first, ids->devices))
-            return false;
-    }
     return true;
+fail:
+    free(fill);
+    order_finish(o);
+    return false;
 }
 
 struct truth *truth_create(const struct truth_ids *ids, int64_t first_ms, int64_t interval_ms,
@@ -108,18 +120,20 @@ struct truth *truth_create(const struct truth_ids *ids, int64_t first_ms, int64_
                  ids->n_devices);
         goto fail;
     }
+    for (size_t d = 0; d < ids->n_devices; d++) {
+        if (ids->device_account[d] >= ids->n_accounts) {
+            HB_ERROR("truth: device %zu names account %zu of %zu", d, ids->device_account[d],
+                     ids->n_accounts);
+            goto fail;
+        }
+    }
     /* calloc(0) may return NULL legitimately; ask for at least one element. */
     t->bits = calloc(n_intervals * t->words + 1, sizeof(uint64_t));
-    t->account_order = calloc(ids->n_accounts + 1, sizeof(size_t));
-    t->device_order = calloc(ids->n_devices + 1, sizeof(size_t));
-    t->account_first = calloc(ids->n_accounts + 1, sizeof(size_t));
-    if (!t->bits || !t->account_order || !t->device_order || !t->account_first) {
+    if (t->bits == NULL) {
         HB_ERROR("truth: out of memory for %zu intervals of %zu devices: %s", n_intervals,
                  ids->n_devices, strerror(errno));
         goto fail;
     }
-    if (!build_orders(t))
-        goto fail;
     return t;
 fail:
     truth_destroy(t);
@@ -131,9 +145,6 @@ void truth_destroy(struct truth *t)
     if (t == NULL)
         return;
     free(t->bits);
-    free(t->account_order);
-    free(t->device_order);
-    free(t->account_first);
     free(t);
 }
 
@@ -168,15 +179,18 @@ bool truth_write(const struct truth *t, FILE *out, size_t n_intervals)
 {
     if (n_intervals > t->n_intervals)
         n_intervals = t->n_intervals;
+    struct truth_order o;
+    if (!order_init(&o, &t->ids))
+        return false;
     for (size_t k = 0; k < n_intervals; k++) {
         long long start = (long long)(t->first_ms + (int64_t)k * t->interval_ms);
         for (size_t i = 0; i < t->ids.n_accounts; i++) {
-            size_t a = t->account_order[i];
+            size_t a = o.account_order[i];
             fprintf(out, "{\"interval_start\":%lld,\"account\":\"%s\",\"devices\":[", start,
                     t->ids.accounts[a]);
             bool first = true;
-            for (size_t j = t->account_first[a]; j < t->account_first[a + 1]; j++) {
-                size_t d = t->device_order[j];
+            for (size_t j = o.account_first[a]; j < o.account_first[a + 1]; j++) {
+                size_t d = o.device_order[j];
                 if (!has(t, k, d))
                     continue;
                 fprintf(out, "%s\"%s\"", first ? "" : ",", t->ids.devices[d]);
@@ -187,9 +201,45 @@ bool truth_write(const struct truth *t, FILE *out, size_t n_intervals)
         if (ferror(out))
             break;
     }
+    order_finish(&o);
     if (fflush(out) != 0 || ferror(out)) {
         HB_ERROR("truth: write failed: %s", strerror(errno));
         return false;
     }
+    return true;
+}
+
+size_t truth_words(const struct truth *t)
+{
+    return t->words;
+}
+
+size_t truth_intervals(const struct truth *t)
+{
+    return t->n_intervals;
+}
+
+int64_t truth_first_ms(const struct truth *t)
+{
+    return t->first_ms;
+}
+
+int64_t truth_interval_ms(const struct truth *t)
+{
+    return t->interval_ms;
+}
+
+const uint64_t *truth_bits(const struct truth *t, size_t k)
+{
+    return k < t->n_intervals ? t->bits + k * t->words : NULL;
+}
+
+bool truth_merge(struct truth *t, size_t k, size_t first_word, const uint64_t *words, size_t n)
+{
+    if (k >= t->n_intervals || first_word > t->words || n > t->words - first_word)
+        return false;
+    uint64_t *dst = t->bits + k * t->words + first_word;
+    for (size_t i = 0; i < n; i++)
+        dst[i] |= words[i];
     return true;
 }

@@ -43,4 +43,18 @@ bool truth_write(const struct truth *t, FILE *out, size_t n_intervals);
 /* How many (interval, device) pairs are recorded among the first n_intervals intervals. */
 size_t truth_count(const struct truth *t, size_t n_intervals);
 
+/* The bitmaps, for moving a truth between processes: interval k's bitmap is truth_words(t)
+ * 64-bit words, device d being bit d % 64 of word d / 64. */
+size_t truth_words(const struct truth *t);
+size_t truth_intervals(const struct truth *t);
+int64_t truth_first_ms(const struct truth *t);
+int64_t truth_interval_ms(const struct truth *t);
+
+/* Interval k's bitmap (borrowed), or NULL when k is not tracked. */
+const uint64_t *truth_bits(const struct truth *t, size_t k);
+
+/* ORs words[0..n) into interval k's bitmap from word first_word on: the union with a truth of
+ * the same run. Returns false (changing nothing) when k or the words are out of range. */
+bool truth_merge(struct truth *t, size_t k, size_t first_word, const uint64_t *words, size_t n);
+
 #endif

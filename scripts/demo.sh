@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole pipeline on this machine, start to finish: installs what is missing, builds,
-# starts a private mosquitto and redis-server on free loopback ports in a temporary directory,
-# runs hb-consumer and hb-sim (a few hundred devices across dozens of accounts), waits for
-# complete intervals, prints the checker's counts next to the simulator's truth, cleans up.
-# Exits non-zero if any count differs from the truth.
+# starts a private mosquitto (with the token plugin: every device connects with its own
+# short-lived token) and redis-server on free loopback ports in a temporary directory, runs
+# hb-consumer (with a consumer token) and hb-sim (a few hundred devices across dozens of
+# accounts), waits for complete intervals, prints the checker's counts next to the simulator's
+# truth, cleans up. Exits non-zero if any count differs from the truth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,29 +42,49 @@ wait_for() { # what, command...
 
 mqtt_port=$(free_port)
 redis_port=$(free_port)
+
+# A fresh HS256 key for this demo. mosquitto, started as root, drops to its own user before it
+# loads the plugin: give that user the key (group-readable) and its own copy of the plugin.
+key=$work/keys/hb-demo.key
+mkdir -p "$work/keys"
+openssl rand -hex 32 >"$key"
+cp "$bin/plugin/hb_auth.so" "$work/hb_auth.so"
+chmod 711 "$work"
+chmod 644 "$work/hb_auth.so"
+if getent group mosquitto >/dev/null; then
+  chgrp -R mosquitto "$work/keys"
+  chmod 750 "$work/keys"
+  chmod 640 "$key"
+fi
 cat >"$work/mosquitto.conf" <<CONF
 listener $mqtt_port 127.0.0.1
-allow_anonymous true
+allow_anonymous false
+plugin $work/hb_auth.so
+plugin_opt_key_file $key
 persistence false
 max_queued_messages 100000
+max_inflight_messages 1000
 CONF
 mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save '' \
   --appendonly no >"$work/redis.log" 2>&1 & pids+=($!)
 wait_for "redis" redis-cli -p "$redis_port" ping
 wait_for "mosquitto" bash -c "exec 3<>/dev/tcp/127.0.0.1/$mqtt_port"
-echo "mosquitto on 127.0.0.1:$mqtt_port, redis on 127.0.0.1:$redis_port, work dir $work"
+echo "mosquitto (token plugin) on 127.0.0.1:$mqtt_port, redis on 127.0.0.1:$redis_port," \
+     "work dir $work"
 
 export HB_BROKER=tcp://127.0.0.1:$mqtt_port HB_REDIS=redis://127.0.0.1:$redis_port
 export HB_INTERVAL=$INTERVAL
-"$bin/consumer/hb-consumer" --stats-interval 5 >"$work/consumer.log" 2>&1 & pids+=($!)
+# The consumer's credential allows subscribing to heartbeats and nothing else.
+HB_MQTT_USERNAME=consumer HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer) \
+  "$bin/consumer/hb-consumer" --stats-interval 5 >"$work/consumer.log" 2>&1 & pids+=($!)
 consumer_pid=$!
 wait_for "the consumer to subscribe" grep -q "subscribed to" "$work/consumer.log"
 
 echo "simulating $ACCOUNTS accounts with $DEVICES devices each for ${DURATION}s," \
-     "heartbeat every 2s, ${INTERVAL}s intervals..."
+     "heartbeat every 2s, ${INTERVAL}s intervals, one token per device..."
 "$bin/publisher-sim/hb-sim" --accounts "$ACCOUNTS" --devices-per-account "$DEVICES" \
-  --heartbeat 2 --duration "$DURATION" --truth "$work/truth.jsonl"
+  --heartbeat 2 --duration "$DURATION" --key "$key" --truth "$work/truth.jsonl"
 
 # The consumer writes a batch at most every 50 ms; stop it so its buffer is flushed for sure.
 kill -TERM "$consumer_pid"; wait "$consumer_pid" || true

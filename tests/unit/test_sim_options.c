@@ -1,11 +1,12 @@
 /* Unit tests of hb-sim's option helpers and population (publisher-sim/options.c, plan.c):
- * device-count ranges, broker URIs, ids, and payloads the consumer accepts. */
-#include "heartbeat.h"
+ * device-count ranges, broker URIs, source addresses, key ids, option conflicts, ids. */
+#include "ids.h"
 #include "options.h"
 #include "plan.h"
 
 #include "testing.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -134,25 +135,128 @@ static void test_plan_too_long_prefix_is_refused(void)
     plan_finish(&p); /* safe after a failure */
 }
 
-static void test_plan_payload_is_accepted_by_consumer_check(void)
+static void test_plan_agent_strings_come_from_the_table(void)
 {
     struct plan p;
-    struct plan_params pp = params(3, 3);
+    struct plan_params pp = params(2, 2);
     struct rng r;
     rng_seed(&r, 3);
     CHECK(plan_init(&p, &pp, &r));
-    char buf[512];
-    int64_t sent = 1700000040123LL;
     for (size_t d = 0; d < p.n_devices; d++) {
-        int n = plan_payload(&p.device[d], sent, sent - 123456, buf, sizeof(buf));
-        CHECK(n > 0 && n < 256);
-        int64_t ts = -2;
-        CHECK_INT(hb_payload_check(buf, (size_t)n, HB_PAYLOAD_MAX_DEFAULT, &ts), HB_OK);
-        CHECK_INT(ts, sent);
-        CHECK(strstr(buf, "\"playTime\":123.4") != NULL);
+        const char *os = NULL, *browser = NULL, *model = NULL;
+        plan_agent(&p.device[d], &os, &browser, &model);
+        CHECK(os != NULL && *os != '\0' && strchr(os, '"') == NULL);
+        CHECK(browser != NULL && *browser != '\0' && strchr(browser, '"') == NULL);
+        CHECK(model != NULL && *model != '\0' && strchr(model, '"') == NULL);
     }
-    CHECK_INT(plan_payload(&p.device[0], sent, sent, buf, 10), -1);
     plan_finish(&p);
+}
+
+static void test_source_single_addresses_are_added(void)
+{
+    struct options o;
+    memset(&o, 0, sizeof(o));
+    char err[256];
+    CHECK(options_sources_add(&o, "127.0.0.2", err, sizeof(err)));
+    CHECK(options_sources_add(&o, "::1", err, sizeof(err)));
+    CHECK_INT(o.n_sources, 2);
+    CHECK_STR(o.sources[0], "127.0.0.2");
+    CHECK_STR(o.sources[1], "::1");
+    options_finish(&o);
+    CHECK_INT(o.n_sources, 0);
+}
+
+static void test_source_range_expands_both_ends_included(void)
+{
+    struct options o;
+    memset(&o, 0, sizeof(o));
+    char err[256];
+    CHECK(options_sources_add(&o, "127.0.0.254-127.0.1.1", err, sizeof(err)));
+    CHECK_INT(o.n_sources, 4);
+    CHECK_STR(o.sources[0], "127.0.0.254");
+    CHECK_STR(o.sources[1], "127.0.0.255");
+    CHECK_STR(o.sources[2], "127.0.1.0");
+    CHECK_STR(o.sources[3], "127.0.1.1");
+    CHECK(options_sources_add(&o, "127.0.0.2-20", err, sizeof(err))); /* last byte only */
+    CHECK_INT(o.n_sources, 4 + 19);
+    CHECK_STR(o.sources[4], "127.0.0.2");
+    CHECK_STR(o.sources[22], "127.0.0.20");
+    options_finish(&o);
+}
+
+static void test_source_malformed_or_reversed_is_rejected(void)
+{
+    struct options o;
+    memset(&o, 0, sizeof(o));
+    char err[256];
+    CHECK(!options_sources_add(&o, "localhost", err, sizeof(err)));
+    CHECK(!options_sources_add(&o, "127.0.0.20-127.0.0.2", err, sizeof(err)));
+    CHECK(strstr(err, "ends before it starts") != NULL);
+    CHECK(!options_sources_add(&o, "127.0.0.2-", err, sizeof(err)));
+    CHECK(!options_sources_add(&o, "-127.0.0.2", err, sizeof(err)));
+    CHECK(!options_sources_add(&o, "127.0.0.2-256", err, sizeof(err)));
+    CHECK(!options_sources_add(&o, "::1-::2", err, sizeof(err)));
+    CHECK(!options_sources_add(&o, "10.0.0.0-10.0.255.255", err, sizeof(err))); /* too many */
+    CHECK(strstr(err, "source addresses in all") != NULL);
+    CHECK_INT(o.n_sources, 0);
+    options_finish(&o);
+}
+
+static void test_default_kid_is_the_file_name_without_extension(void)
+{
+    char kid[HB_ID_MAX + 1];
+    CHECK(options_default_kid("/etc/hb/keys/hb-2025-06.pem", kid, sizeof(kid)));
+    CHECK_STR(kid, "hb-2025-06");
+    CHECK(options_default_kid("scale.key", kid, sizeof(kid)));
+    CHECK_STR(kid, "scale");
+    CHECK(options_default_kid("/tmp/key", kid, sizeof(kid)));
+    CHECK_STR(kid, "key");
+    CHECK(!options_default_kid("/tmp/bad name.key", kid, sizeof(kid)));
+    CHECK(!options_default_kid("/tmp/dir/", kid, sizeof(kid)));
+}
+
+static int parse(struct options *o, const char *const *args, int n)
+{
+    char *argv[32];
+    argv[0] = (char *)"hb-sim";
+    for (int i = 0; i < n; i++)
+        argv[i + 1] = (char *)args[i];
+    optind = 0; /* getopt_long restarts with a fresh argv */
+    return options_parse(o, n + 1, argv);
+}
+
+static void test_options_new_flags_are_parsed(void)
+{
+    struct options o;
+    const char *args[] = {"--workers", "3", "--source-address", "127.0.0.2-4", "--key",
+                          "/tmp/k.secret", "--token-ttl", "900", "--keepalive", "30",
+                          "--payload-template", "/tmp/t.json", "--progress", "2"};
+    CHECK_INT(parse(&o, args, 14), 0);
+    CHECK_INT(o.workers, 3);
+    CHECK_INT(o.n_sources, 3);
+    CHECK_STR(o.key_path, "/tmp/k.secret");
+    CHECK(o.token_ttl_s == 900);
+    CHECK_INT(o.keepalive_s, 30);
+    CHECK_STR(o.payload_template_path, "/tmp/t.json");
+    CHECK(o.progress_s == 2);
+    options_finish(&o);
+}
+
+static void test_options_conflicts_are_usage_errors(void)
+{
+    struct options o;
+    const char *key_and_password[] = {"--key", "/tmp/k.secret", "--password", "x"};
+    CHECK_INT(parse(&o, key_and_password, 4), 2);
+    options_finish(&o);
+    const char *kid_without_key[] = {"--kid", "k1"};
+    CHECK_INT(parse(&o, kid_without_key, 2), 2);
+    options_finish(&o);
+    const char *workers_zero[] = {"--workers", "0"};
+    CHECK_INT(parse(&o, workers_zero, 2), 2);
+    options_finish(&o);
+    const char *key_without_kid[] = {"--key", "/tmp/bad name"};
+    CHECK_INT(parse(&o, key_without_kid, 2), 2);
+    options_finish(&o);
 }
 
 int main(void)
@@ -165,6 +269,12 @@ int main(void)
     RUN(test_plan_ids_are_valid_unique_and_padded);
     RUN(test_plan_same_seed_gives_same_population);
     RUN(test_plan_too_long_prefix_is_refused);
-    RUN(test_plan_payload_is_accepted_by_consumer_check);
+    RUN(test_plan_agent_strings_come_from_the_table);
+    RUN(test_source_single_addresses_are_added);
+    RUN(test_source_range_expands_both_ends_included);
+    RUN(test_source_malformed_or_reversed_is_rejected);
+    RUN(test_default_kid_is_the_file_name_without_extension);
+    RUN(test_options_new_flags_are_parsed);
+    RUN(test_options_conflicts_are_usage_errors);
     return TESTING_DONE();
 }

@@ -69,6 +69,20 @@ static void test_guard_fits_needs_room_between_bands(void)
     CHECK(!schedule_guard_fits(0, 0));
 }
 
+static void test_spread_stays_between_bands(void)
+{
+    int64_t b = 1700000040000LL, at = b + 250; /* boundary + guard */
+    CHECK_INT(schedule_spread(at, 60000, 250, 0.0), at);
+    CHECK_INT(schedule_spread(at, 60000, 250, 0.5), at + 250);
+    CHECK_INT(schedule_spread(at, 60000, 250, 0.999999), at + 499);
+    /* A narrow interval: never into the next band [b + 1000 - 400, ...). */
+    int64_t near = b + 400;
+    CHECK(schedule_spread(near, 1000, 400, 0.999999) < b + 1000 - 400);
+    CHECK_INT(schedule_guard(schedule_spread(near, 1000, 400, 0.999999), 1000, 400),
+              schedule_spread(near, 1000, 400, 0.999999));
+    CHECK_INT(schedule_spread(at, 60000, 0, 0.7), at); /* no guard, nothing to spread */
+}
+
 static void test_next_without_jitter_is_one_period_later(void)
 {
     CHECK_INT(schedule_next(B, 5.0, 0.0, 0.7), B + 5000);
@@ -232,6 +246,7 @@ int main(void)
     RUN(test_guard_zero_never_shifts);
     RUN(test_guard_result_is_never_inside_a_band);
     RUN(test_guard_fits_needs_room_between_bands);
+    RUN(test_spread_stays_between_bands);
     RUN(test_next_without_jitter_is_one_period_later);
     RUN(test_next_with_jitter_spans_period_plus_minus_jitter);
     RUN(test_next_is_at_least_one_ms_later);

@@ -1,0 +1,303 @@
+#!/usr/bin/python3
+"""hb-sim against real mosquitto and redis-server: worker processes whose merged truth the
+checker confirms exactly, connections bound to chosen source addresses, the JSON summary, a
+token per device checked by the broker plugin, payload templates, and the advice when a run
+cannot fit. One scenario per meson test; run one by hand with
+  HB_BUILD_DIR=build tests/integration/test_sim.py workers_truth_matches_the_checker_exactly
+"""
+
+import grp
+import json
+import os
+import re
+import resource
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from harness import BUILD, check, check_eq, interval_start, main, now_ms, wait_until
+
+INTERVAL = 2
+# A run of two whole intervals and a half second, started just before a boundary, ends just
+# after one: its last complete interval's keys (they live two intervals from its start) then
+# stay in Redis for about another interval while the test compares them.
+ALIGNED_DURATION = 2 * INTERVAL + 0.5
+
+
+def start_before_boundary(lead_ms=300):
+    """Sleeps until lead_ms before the next interval boundary. Time is what is under test, so
+    this waits on the clock, not on a server."""
+    t = now_ms()
+    boundary = interval_start(t, INTERVAL) + INTERVAL * 1000
+    if boundary - lead_ms - t < 50:
+        boundary += INTERVAL * 1000
+    time.sleep((boundary - lead_ms - t) / 1000)
+
+
+def sim_args(brokers, *extra):
+    args = [a for b in brokers for a in ("--broker", b.uri)]
+    return args + ["--interval", INTERVAL, "--quiet", "--json", *extra]
+
+
+def run_sim(env, brokers, *extra, check_rc=0):
+    rc, out, err = env.run("publisher-sim/hb-sim", *sim_args(brokers, *extra), check_rc=check_rc)
+    summary = json.loads(out) if out.strip() else None
+    return rc, summary, err
+
+
+def verify_exact(env, redis, consumer, summary, truth):
+    """Waits until the consumer wrote every heartbeat, then compares Redis with the truth."""
+    consumer.wait_stats(lambda s: s["written"] >= summary["published"],
+                        what="every simulated heartbeat written")
+    with open(truth) as f:
+        lines = [json.loads(line) for line in f]
+    check_eq(len({line["interval_start"] for line in lines}), 2, "complete intervals in the truth")
+    _, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+                        "--verify", truth, check_rc=0)
+    m = re.search(r"verify: (\d+) checked, (\d+) mismatched", out)
+    check(m is not None, f"verify output: {out}")
+    check_eq(int(m.group(2)), 0, "mismatched lines")
+    check(int(m.group(1)) > 0, f"nothing compared: {out}")
+    return lines
+
+
+def workers_truth_matches_the_checker_exactly(env):
+    """Three workers drive disjoint slices over two brokers; the parent's merged truth must be
+    exactly what the consumer counted, account by account."""
+    redis = env.redis(aof=False)
+    brokers = [env.mosquitto(), env.mosquitto()]
+    consumer = env.consumer(brokers, redis, INTERVAL)
+    truth = f"{env.dir}/truth.jsonl"
+    start_before_boundary()
+    _, summary, _ = run_sim(env, brokers, "--workers", 3, "--accounts", 60,
+                            "--devices-per-account", "2-8", "--heartbeat", "0.5", "--churn", "0.3",
+                            "--duration", ALIGNED_DURATION, "--seed", 7, "--connect-rate", 2000,
+                            "--truth", truth)
+    check_eq(summary["workers"], 3, "workers")
+    check_eq((summary["lost"], summary["errors"], summary["workers_failed"]), (0, 0, 0),
+             "lost, errors, failed workers")
+    check_eq(summary["acked"], summary["published"], "QoS 1 acknowledgements")
+    lines = verify_exact(env, redis, consumer, summary, truth)
+    # The truth names devices of every worker's slice: ids are sorted, slices are contiguous,
+    # so the first and last accounts come from the first and last workers.
+    named = {d for line in lines for d in line["devices"]}
+    check(any(d.startswith("acct0000-") for d in named) and
+          any(d.startswith("acct0059-") for d in named),
+          "the truth holds devices of the first and the last worker")
+    check_eq(len({line["account"] for line in lines}), 60, "accounts per interval in the truth")
+    _, stats = consumer.stop()
+    check_eq((stats["accepted"], stats["rejected"]), (summary["published"], 0), "consumer counters")
+
+
+def source_addresses_spread_connections_round_robin(env):
+    """--source-address 127.0.0.2-127.0.0.4: the broker sees every connection come from one of
+    them, device i from address i % 3."""
+    broker = env.mosquitto()
+    _, summary, _ = run_sim(env, [broker], "--source-address", "127.0.0.2-127.0.0.4",
+                            "--workers", 2, "--accounts", 10, "--devices-per-account", 3,
+                            "--churn", 0, "--heartbeat", 1, "--duration", 2, "--seed", 1)
+    check_eq((summary["devices"], summary["source_addresses"], summary["errors"]), (30, 3, 0),
+             "devices, source addresses, errors")
+    clients = re.findall(r"New client connected from ([0-9.]+):\d+ as (acct\d+-dev\d+) ",
+                         broker.proc.output())
+    check_eq(len(clients), 30, "MQTT connections")
+    for address, device in clients:
+        account, k = re.match(r"acct(\d+)-dev(\d+)", device).groups()
+        index = int(account) * 3 + int(k)  # plan order: accounts, then their devices
+        check_eq(address, f"127.0.0.{2 + index % 3}", f"source address of {device}")
+
+
+def json_summary_fields_are_exact(env):
+    """A fixed population without churn: every count in the summary is known in advance."""
+    broker = env.mosquitto()
+    _, s, _ = run_sim(env, [broker], "--workers", 2, "--accounts", 20, "--devices-per-account", 3,
+                      "--churn", 0, "--heartbeat", 1, "--duration", 3, "--seed", 5,
+                      "--connect-rate", 5000)
+    expected = {"devices": 60, "accounts": 20, "workers": 2, "brokers": 1, "source_addresses": 0,
+                "connected_max": 60, "ever_connected": 60, "connects": 60, "errors": 0,
+                "connect_failed": 0, "refused": 0, "dropped": 0, "token_errors": 0, "lost": 0,
+                "skipped": 0, "workers_failed": 0, "qos": 1, "seed": 5, "interrupted": False,
+                "duration_s": 3}
+    check_eq({k: s.get(k) for k in expected}, expected, "summary fields")
+    check_eq(s["acked"], s["published"], "acked")
+    # One descriptor per connection, plus each worker's own few (stdio, epoll, signals, pipe).
+    check(1 <= s["fds_per_connection"] <= 1.3, f"descriptors per connection: {s}")
+    # One a second for 3 s, less what the guard bands around boundaries postpone.
+    check(2 * 60 <= s["published"] <= 4 * 60, f"about one heartbeat per second each: {s}")
+    check(s["time_to_connect_all_s"] is not None and s["time_to_connect_all_s"] < 2,
+          f"time to connect all: {s}")
+    check(s["connect_rate"] > 0 and s["memory_per_connection_bytes"] > 0, f"rates: {s}")
+    check_eq(s["end_ms"] - s["start_ms"], 3000, "run length")
+
+
+def share_with_broker(top, files):
+    """mosquitto started as root drops to its own user before it loads plugins: let it read
+    the key through the test directory, as tests/integration/test_auth.py does."""
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = grp.getgrnam("mosquitto").gr_gid
+    except KeyError:
+        return
+    os.chmod(top, 0o711)
+    for f in files:
+        os.chown(f, 0, gid)
+        os.chmod(f, 0o640)
+
+
+def sanitizer_env():
+    """LD_PRELOAD of the sanitizer runtimes when the build is sanitized: an instrumented plugin
+    cannot be loaded into the uninstrumented mosquitto otherwise."""
+    try:
+        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+            options = json.load(f)
+    except OSError:
+        return {}
+    sanitize = next((o["value"] for o in options if o["name"] == "b_sanitize"), "none")
+    libs = []
+    for name, lib in (("address", "libasan.so"), ("undefined", "libubsan.so")):
+        if name in sanitize:
+            found = subprocess.run(["cc", f"-print-file-name={lib}"], capture_output=True,
+                                   text=True).stdout.strip()
+            check(os.path.isabs(found), f"no {lib} for the sanitized plugin")
+            libs.append(found)
+    if not libs:
+        return {}
+    env = {"LD_PRELOAD": " ".join(libs)}
+    if "ASAN_OPTIONS" not in os.environ:
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return env
+
+
+def plugin_broker(env, key):
+    plugin = os.path.abspath(os.path.join(BUILD, "plugin", "hb_auth.so"))
+    check(os.path.exists(plugin), f"{plugin} is not built")
+    config = ("listener {port} 127.0.0.1\n"
+              "allow_anonymous false\n"
+              f"plugin {plugin}\n"
+              f"plugin_opt_key_file {key}\n"
+              "persistence false\n"
+              "max_queued_messages 100000\n"
+              "log_type error\nlog_type warning\nlog_type notice\n")
+    return env.mosquitto(config=config, env=sanitizer_env())
+
+
+def write_key(env, name, secret):
+    path = os.path.join(env.dir, name)
+    with open(path, "w") as f:
+        f.write(secret + "\n")
+    share_with_broker(env.dir, [path])
+    return path
+
+
+def device_tokens_are_accepted_by_the_plugin(env):
+    """--key: every device presents its own token (account = sub, pinned to its client id);
+    the plugin accepts them and the consumer, with a consumer token, counts them exactly. The
+    same run with a key the broker does not know is refused device by device."""
+    key = write_key(env, "sim.secret", "s" * 48)
+    wrong = write_key(env, "other.secret", "o" * 48)
+    redis = env.redis(aof=False)
+    broker = plugin_broker(env, key)
+    _, token, _ = env.run("token/hb-token", "--key", key, "--role", "consumer", check_rc=0)
+    consumer = env.consumer([broker], redis, INTERVAL,
+                            extra=("--username", "consumer", "--password", token.strip()))
+    truth = f"{env.dir}/truth.jsonl"
+    start_before_boundary()
+    _, s, _ = run_sim(env, [broker], "--key", key, "--accounts", 15, "--devices-per-account", 3,
+                      "--churn", 0, "--heartbeat", "0.5", "--duration", ALIGNED_DURATION,
+                      "--seed", 3, "--truth", truth)
+    check_eq((s["devices"], s["ever_connected"], s["refused"], s["token_errors"], s["errors"]),
+             (45, 45, 0, 0, 0), "devices, connected, refused, token errors, errors")
+    verify_exact(env, redis, consumer, s, truth)
+
+    # The broker's key is "sim"; tokens from another secret (kid "sim" forced) fail the signature.
+    rc, s, err = run_sim(env, [broker], "--key", wrong, "--kid", "sim", "--accounts", 2,
+                         "--devices-per-account", 2, "--churn", 0, "--duration", 2, check_rc=1)
+    check_eq((s["ever_connected"], s["published"]), (0, 0), "nothing connects with a wrong key")
+    check(s["refused"] >= 4, f"every device refused at least once: {s}")
+    check("no device could connect" in err, f"reason: {err}")
+
+
+def payload_template_is_what_devices_send(env):
+    """--payload-template: each heartbeat is the template with its placeholders filled in."""
+    broker = env.mosquitto()
+    template = os.path.join(env.dir, "payload.json")
+    with open(template, "w") as f:
+        f.write('{"ts":{{ts}},"who":"{{device}}","acct":"{{account}}","n":{{seq}},'
+                '"kbps":{{bitrate}}}\n')
+    seen = []
+    lock = threading.Lock()
+    sub = mqtt.Client(client_id=f"test-sub-{os.getpid()}")
+
+    def on_message(_client, _userdata, msg):
+        with lock:
+            seen.append((msg.topic, json.loads(msg.payload)))
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("hb/#", qos=1)
+    sub.loop_start()
+    try:
+        wait_until(lambda: sub.is_connected(), 10, "test subscriber")
+        _, s, _ = run_sim(env, [broker], "--payload-template", template, "--accounts", 2,
+                          "--devices-per-account", 2, "--churn", 0, "--heartbeat", "0.5",
+                          "--duration", 3)
+        wait_until(lambda: len(seen) >= s["published"], 10, "every heartbeat at the subscriber")
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    check_eq(len(seen), s["published"], "heartbeats seen")
+    per_device = {}
+    for topic, p in seen:
+        _, account, device = topic.split("/")
+        check_eq((p["who"], p["acct"]), (device, account), "ids in the payload")
+        check(isinstance(p["ts"], int) and p["kbps"] > 0, f"payload {p}")
+        per_device.setdefault(device, []).append(p["n"])
+    check_eq(len(per_device), 4, "devices")
+    for device, ns in per_device.items():
+        check_eq(ns, list(range(len(ns))), f"{{{{seq}}}} of {device}")
+
+    # A template the consumer would reject is refused before anything starts.
+    with open(template, "w") as f:
+        f.write('{"ts":{{ts}},"who":{{device}}}')
+    rc, _, err = run_sim(env, [broker], "--payload-template", template, check_rc=2)
+    check("not_json" in err, f"reason: {err}")
+
+
+def a_run_that_cannot_fit_says_what_to_change(env):
+    """With 100 open files a worker holds at most 36 connections: --workers 1 for 200 devices
+    is refused with the numbers, and without --workers enough workers are started."""
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+    binary = env.binary("publisher-sim/hb-sim")
+    args = ["--broker", "tcp://127.0.0.1:1", "--accounts", 50, "--devices-per-account", 4,
+            "--workers", 1, "--duration", 1, "--quiet"]
+    p = subprocess.run([binary, *map(str, args)], capture_output=True, text=True,
+                       preexec_fn=low_limit, timeout=30)
+    check_eq(p.returncode, 2, f"exit status ({p.stderr})")
+    check("--workers 1 puts up to 200 connections in one process" in p.stderr and
+          "use --workers 6 or more" in p.stderr and "ulimit -n (hard limit 100)" in p.stderr,
+          f"advice: {p.stderr}")
+    broker = env.mosquitto()
+    args = ["--broker", broker.uri, "--accounts", 50, "--devices-per-account", 4, "--churn", 0,
+            "--duration", 2, "--heartbeat", 1, "--json", "--quiet"]
+    p = subprocess.run([binary, *map(str, args)], capture_output=True, text=True,
+                       preexec_fn=low_limit, timeout=30)
+    check_eq(p.returncode, 0, f"exit status ({p.stderr})")
+    s = json.loads(p.stdout)
+    check_eq((s["workers"], s["ever_connected"], s["errors"]), (6, 200, 0),
+             "workers chosen for the limit")
+
+
+SCENARIOS = {f.__name__: f for f in [
+    workers_truth_matches_the_checker_exactly,
+    source_addresses_spread_connections_round_robin,
+    json_summary_fields_are_exact,
+    device_tokens_are_accepted_by_the_plugin,
+    payload_template_is_what_devices_send,
+    a_run_that_cannot_fit_says_what_to_change,
+]}
+
+if __name__ == "__main__":
+    raise SystemExit(main(SCENARIOS))
