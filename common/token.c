@@ -266,6 +266,19 @@ bool hb_key_load(struct hb_key *key, const char *kid, const char *path, char *er
     return true;
 }
 
+bool hb_key_default_kid(const char *path, char *kid, size_t kidlen)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    if (len == 0 || len >= kidlen || !hb_id_valid(base, len))
+        return false;
+    memcpy(kid, base, len);
+    kid[len] = '\0';
+    return true;
+}
+
 void hb_key_finish(struct hb_key *key)
 {
     wipe_free(key->material, key->len);

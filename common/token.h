@@ -45,6 +45,11 @@ struct hb_keyring {
  * are refused with a reason. Returns false with a reason in err (key is then zeroed). Never
  * logs key material; the file's bytes are wiped from memory after parsing. */
 bool hb_key_load(struct hb_key *key, const char *kid, const char *path, char *err, size_t errlen);
+/* The kid a key file gets when none is given: its file name without directory and extension
+ * ("/etc/hb/keys/hb-2025-06.pem" -> "hb-2025-06"). One rule for hb-token, hb-tokend, hb-sim
+ * and the broker plugin, so they agree. False when that is not an id or does not fit. */
+bool hb_key_default_kid(const char *path, char *kid, size_t kidlen);
+
 /* Wipes and frees the key material; the key is zeroed. A zeroed key is a no-op. */
 void hb_key_finish(struct hb_key *key);
 

@@ -24,19 +24,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-bool hb_auth_default_kid(const char *path, char *kid, size_t kidlen)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    if (len == 0 || len >= kidlen || !hb_id_valid(base, len))
-        return false;
-    memcpy(kid, base, len);
-    kid[len] = '\0';
-    return true;
-}
-
 /* "key_file" -> slot 0, "key_file_N" -> slot N-1 for N in 2..HB_KEYRING_MAX; -1 when name is
  * not stem or stem_N, -2 when N is out of range. */
 static int slot_of(const char *name, const char *stem)
@@ -123,7 +110,7 @@ static bool load_keys(struct hb_auth_options *out, const struct key_slot *slots,
                 return false;
             }
             snprintf(kid, sizeof(kid), "%s", slots[i].kid);
-        } else if (!hb_auth_default_kid(slots[i].file, kid, sizeof(kid))) {
+        } else if (!hb_key_default_kid(slots[i].file, kid, sizeof(kid))) {
             set_err(err, errlen,
                     "plugin_opt_%s: the file name of '%.200s' is no valid kid; set "
                     "plugin_opt_key_id%s",

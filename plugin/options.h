@@ -37,8 +37,4 @@ bool hb_auth_options_parse(struct hb_auth_options *out, const struct hb_auth_opt
 /* Frees the keys. */
 void hb_auth_options_finish(struct hb_auth_options *o);
 
-/* The kid a key file gets by default: its name without directory and extension
- * ("/etc/hb/2025-06.pem" -> "2025-06"). False when that is not an id or does not fit. */
-bool hb_auth_default_kid(const char *path, char *kid, size_t kidlen);
-
 #endif

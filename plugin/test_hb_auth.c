@@ -225,14 +225,14 @@ static const char *const one_key[] = {"key_file", secret1, NULL};
 static void test_default_kid_is_file_name_without_extension(void)
 {
     char kid[HB_ID_MAX + 1];
-    CHECK(hb_auth_default_kid("/etc/hb/2025-06.pem", kid, sizeof(kid)));
+    CHECK(hb_key_default_kid("/etc/hb/2025-06.pem", kid, sizeof(kid)));
     CHECK_STR(kid, "2025-06");
-    CHECK(hb_auth_default_kid("k1", kid, sizeof(kid)));
+    CHECK(hb_key_default_kid("k1", kid, sizeof(kid)));
     CHECK_STR(kid, "k1");
-    CHECK(hb_auth_default_kid("a.b.pem", kid, sizeof(kid)));
+    CHECK(hb_key_default_kid("a.b.pem", kid, sizeof(kid)));
     CHECK_STR(kid, "a.b");
-    CHECK(!hb_auth_default_kid("/etc/hb/", kid, sizeof(kid)));
-    CHECK(!hb_auth_default_kid("/etc/hb/bad key.pem", kid, sizeof(kid)));
+    CHECK(!hb_key_default_kid("/etc/hb/", kid, sizeof(kid)));
+    CHECK(!hb_key_default_kid("/etc/hb/bad key.pem", kid, sizeof(kid)));
 }
 
 static void test_init_refuses_without_any_key(void)

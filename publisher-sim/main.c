@@ -317,7 +317,7 @@ int main(int argc, char **argv)
         if (o.kid != NULL)
             snprintf(kid, sizeof(kid), "%s", o.kid);
         else
-            options_default_kid(o.key_path, kid, sizeof(kid)); /* checked by options_parse */
+            hb_key_default_kid(o.key_path, kid, sizeof(kid)); /* checked by options_parse */
         if (!hb_key_load(&key, kid, o.key_path, err, sizeof(err))) {
             HB_ERROR("--key %s: %s", o.key_path, err);
             goto out_payload;

@@ -5,6 +5,7 @@
 
 #include "ids.h"
 #include "log.h"
+#include "token.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -303,19 +304,6 @@ bool options_sources_add(struct options *o, const char *arg, char *err, size_t e
     return true;
 }
 
-bool options_default_kid(const char *path, char *kid, size_t kidlen)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    if (len == 0 || len >= kidlen || !hb_id_valid(base, len))
-        return false;
-    memcpy(kid, base, len);
-    kid[len] = '\0';
-    return true;
-}
-
 static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
@@ -544,7 +532,7 @@ static bool check(struct options *o)
     }
     char kid[HB_ID_MAX + 1];
     if (o->key_path != NULL && o->kid == NULL &&
-        !options_default_kid(o->key_path, kid, sizeof(kid))) {
+        !hb_key_default_kid(o->key_path, kid, sizeof(kid))) {
         HB_ERROR("--key %s: the file name gives no usable key id; pass --kid", o->key_path);
         return false;
     }

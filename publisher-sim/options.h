@@ -70,10 +70,6 @@ void options_finish(struct options *o);
  * range is reversed, or the addresses would exceed OPTIONS_SOURCES_MAX. */
 bool options_sources_add(struct options *o, const char *arg, char *err, size_t errlen);
 
-/* The kid of a key file by default: its name without directory and extension
- * ("/etc/hb/2025-06.key" -> "2025-06"). False when that is not an id. */
-bool options_default_kid(const char *path, char *kid, size_t kidlen);
-
 /* Parses tcp://host:port or mqtt://host:port (port defaults to 1883; an IPv6 host is written
  * [addr]). Returns false with a reason in err when uri is malformed. */
 bool options_broker_parse(const char *uri, struct options_broker *out, char *err, size_t errlen);

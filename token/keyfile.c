@@ -9,18 +9,12 @@
 
 bool keyfile_default_kid(const char *path, char kid[HB_ID_MAX + 1])
 {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    if (!hb_id_valid(base, len)) {
+    if (!hb_key_default_kid(path, kid, HB_ID_MAX + 1)) {
         HB_ERROR("the key file name '%.80s' gives no valid key id (1-64 bytes of A-Z a-z 0-9 . _ "
                  "- : before the extension); pass --kid",
-                 base);
+                 path);
         return false;
     }
-    memcpy(kid, base, len);
-    kid[len] = '\0';
     return true;
 }
 

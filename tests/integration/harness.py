@@ -90,6 +90,33 @@ def wait_for_interval_end(start_ms, interval_s, guard_ms=100):
         time.sleep(delay)
 
 
+def sanitizer_env():
+    """LD_PRELOAD of the sanitizer runtimes when HB_BUILD_DIR is a sanitized build: an
+    instrumented plugin cannot be loaded into the uninstrumented mosquitto otherwise."""
+    path = os.path.join(BUILD, "meson-info", "intro-buildoptions.json")
+    try:
+        with open(path) as f:
+            options = json.load(f)
+    except OSError:
+        return {}
+    sanitize = next((o["value"] for o in options if o["name"] == "b_sanitize"), "none")
+    libs = []
+    for name, lib in (("address", "libasan.so"), ("undefined", "libubsan.so")):
+        if name in sanitize:
+            found = subprocess.run(["cc", f"-print-file-name={lib}"], capture_output=True,
+                                   text=True).stdout.strip()
+            check(os.path.isabs(found), f"no {lib} for the sanitized plugin")
+            libs.append(found)
+    if not libs:
+        return {}
+    # ASAN_OPTIONS/LSAN_OPTIONS come from the environment (scripts/test.sh); leaks are
+    # reported when the broker exits, and test_auth fails a test on any report.
+    env = {"LD_PRELOAD": " ".join(libs)}
+    if "ASAN_OPTIONS" not in os.environ:
+        env["ASAN_OPTIONS"] = "detect_leaks=1"
+    return env
+
+
 class Process:
     """A child process with its output in a file of the test directory."""
 

@@ -17,7 +17,8 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from harness import BUILD, check, check_eq, interval_start, main, now_ms, wait_until
+from harness import (BUILD, check, check_eq, interval_start, main, now_ms, sanitizer_env,
+                     wait_until)
 
 INTERVAL = 2
 # A run of two whole intervals and a half second, started just before a boundary, ends just
@@ -145,30 +146,6 @@ def share_with_broker(top, files):
     for f in files:
         os.chown(f, 0, gid)
         os.chmod(f, 0o640)
-
-
-def sanitizer_env():
-    """LD_PRELOAD of the sanitizer runtimes when the build is sanitized: an instrumented plugin
-    cannot be loaded into the uninstrumented mosquitto otherwise."""
-    try:
-        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
-            options = json.load(f)
-    except OSError:
-        return {}
-    sanitize = next((o["value"] for o in options if o["name"] == "b_sanitize"), "none")
-    libs = []
-    for name, lib in (("address", "libasan.so"), ("undefined", "libubsan.so")):
-        if name in sanitize:
-            found = subprocess.run(["cc", f"-print-file-name={lib}"], capture_output=True,
-                                   text=True).stdout.strip()
-            check(os.path.isabs(found), f"no {lib} for the sanitized plugin")
-            libs.append(found)
-    if not libs:
-        return {}
-    env = {"LD_PRELOAD": " ".join(libs)}
-    if "ASAN_OPTIONS" not in os.environ:
-        env["ASAN_OPTIONS"] = "detect_leaks=0"
-    return env
 
 
 def plugin_broker(env, key):

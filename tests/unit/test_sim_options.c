@@ -2,6 +2,7 @@
  * device-count ranges, broker URIs, source addresses, key ids, option conflicts, ids. */
 #include "ids.h"
 #include "options.h"
+#include "token.h"
 #include "plan.h"
 
 #include "testing.h"
@@ -205,14 +206,14 @@ static void test_source_malformed_or_reversed_is_rejected(void)
 static void test_default_kid_is_the_file_name_without_extension(void)
 {
     char kid[HB_ID_MAX + 1];
-    CHECK(options_default_kid("/etc/hb/keys/hb-2025-06.pem", kid, sizeof(kid)));
+    CHECK(hb_key_default_kid("/etc/hb/keys/hb-2025-06.pem", kid, sizeof(kid)));
     CHECK_STR(kid, "hb-2025-06");
-    CHECK(options_default_kid("scale.key", kid, sizeof(kid)));
+    CHECK(hb_key_default_kid("scale.key", kid, sizeof(kid)));
     CHECK_STR(kid, "scale");
-    CHECK(options_default_kid("/tmp/key", kid, sizeof(kid)));
+    CHECK(hb_key_default_kid("/tmp/key", kid, sizeof(kid)));
     CHECK_STR(kid, "key");
-    CHECK(!options_default_kid("/tmp/bad name.key", kid, sizeof(kid)));
-    CHECK(!options_default_kid("/tmp/dir/", kid, sizeof(kid)));
+    CHECK(!hb_key_default_kid("/tmp/bad name.key", kid, sizeof(kid)));
+    CHECK(!hb_key_default_kid("/tmp/dir/", kid, sizeof(kid)));
 }
 
 static int parse(struct options *o, const char *const *args, int n)
