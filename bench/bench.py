@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,16 @@ def fd_count(pid):
         return None
 
 
+def machine_ticks():
+    """CPU time of the whole machine in clock ticks: tasks (user + nice + system), steal, and
+    this driver's own (os.times, all its threads)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    own = os.times()
+    return {"machine": v[0] + v[1] + v[2], "steal": v[7] if len(v) > 7 else 0,
+            "driver": round((own.user + own.system) * CLK_TCK)}
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -168,6 +179,7 @@ class Process:
             if fields is not None:
                 t = time.time()
                 ticks = {p: cpu_ticks(p) for p in [self.pid] + self.watch}
+                ticks.update(machine_ticks())
                 self.samples.append((t, fields, ticks))
             elif "subscribed to" in line:
                 self.subscribed.set()
@@ -276,11 +288,32 @@ class Bench:
         self.sim = None
         self.profiles = {}
         self.loads = []
+        self.discarded = []
         os.makedirs(os.path.join(out, "steps"), exist_ok=True)
         self.workdir = tempfile.mkdtemp(prefix="hb-bench-")
         self.servers = Servers(self.workdir)
 
     # ----- helpers ---------------------------------------------------------------------
+
+    def quiet(self, wait_s=300):
+        """Waits (up to wait_s) until processes outside the benchmark use less than
+        max_other_cores, measured over 2 s while the benchmark itself is idle."""
+        deadline = time.monotonic() + wait_s
+        said = False
+        while True:
+            a = machine_ticks()
+            time.sleep(2)
+            b = machine_ticks()
+            other = ((b["machine"] - a["machine"]) - (b["driver"] - a["driver"])) / CLK_TCK / 2
+            if other <= self.args.max_other_cores:
+                return True
+            if time.monotonic() > deadline:
+                log(f"  still {other:.2f} cores busy elsewhere after {wait_s} s; going on")
+                return False
+            if not said:
+                log(f"  {other:.2f} cores busy elsewhere; waiting for a quiet machine")
+                said = True
+            time.sleep(8)
 
     def pick_interval(self, budget_s):
         """An interval (seconds) such that the next budget_s seconds lie inside one interval, so
@@ -465,6 +498,15 @@ class Bench:
                              ("redis_us_per_hb", self.servers.redis_proc.pid)):
                 if pid in dticks:
                     row[key] = round(dticks[pid] / CLK_TCK * 1e6 / n, 2)
+            # CPU the machine spent on anything but this step (other users of the machine),
+            # in cores: tasks' time minus the subject, broker, Redis, generator and driver.
+            secs = max(0.1, t_done - t_first)
+            ours = sum(dticks.get(k, 0) for k in (p.pid, self.broker.pid,
+                                                   self.servers.redis_proc.pid, "driver"))
+            ours += rep["cpu_s"] * CLK_TCK
+            if "machine" in dticks:
+                row["other_cores"] = round(max(0.0, dticks["machine"] - ours) / CLK_TCK / secs, 2)
+                row["steal_cores"] = round(dticks.get("steal", 0) / CLK_TCK / secs, 2)
         if "latency_p50_ms" in final:
             row["latency_p50_ms"] = final["latency_p50_ms"]
             row["latency_p99_ms"] = final["latency_p99_ms"]
@@ -734,6 +776,7 @@ class Bench:
         self.servers.start_redis()
         self.broker, self.broker_port, self.broker_log = self.servers.start_broker()
         try:
+            self.quiet()
             if not a.skip_ceiling:
                 self.ceiling()
             best = {}
@@ -761,7 +804,20 @@ class Bench:
                                    if c["subject"].startswith("ceiling")] + [20000])
                         count = int(a.duration * min(1.2 * top,
                                                      max(2 * best.get(subject, top), 0.6 * top)))
-                    row = self.step(subject, rate, count)
+                    for attempt in range(1 + a.retries):
+                        row = self.step(subject, rate, count)
+                        other = row.get("other_cores", 0)
+                        if other <= a.max_other_cores or attempt == a.retries:
+                            break
+                        # Another program used the machine meanwhile: this step says more
+                        # about it than about the subject. Keep it aside and run it again.
+                        log(f"  disturbed: other processes used {other} cores; repeating")
+                        self.rows.remove(row)
+                        self.discarded.append(row)
+                        self.quiet()
+                    if attempt:
+                        row["note"] = "; ".join(filter(None, [row.get("note"),
+                                                              f"run {attempt + 1} (disturbed)"]))
                     row["rep"] = rep + 1
                     achieved = row.get("achieved_per_s", 0)
                     best[subject] = max(best.get(subject, 0), achieved)
@@ -785,6 +841,7 @@ CSV_FIELDS = ["subject", "rate_offered", "rep", "rate_sent", "achieved_per_s", "
               "sent",
               "processed", "redis_sum", "cpu_us_per_hb", "broker_us_per_hb", "redis_us_per_hb",
               "gen_us_per_hb", "gen_max_lag_ms", "latency_p50_ms", "latency_p99_ms", "window_s",
+              "other_cores", "steal_cores",
               "loadavg", "note"]
 
 
@@ -799,8 +856,8 @@ def fmt(v, digits=1):
 
 
 def by(rows, subject, offered):
-    """The step of subject at offered; with repetitions, one merged row: numbers averaged over
-    the runs that have them, exact only if every run was, notes joined."""
+    """The step of subject at offered; with repetitions, one merged row: the median of each
+    number over the runs that have it, exact only if every run was, notes joined."""
     runs = [r for r in rows if r["subject"] == subject and r["rate_offered"] == offered]
     if len(runs) <= 1:
         return runs[0] if runs else None
@@ -808,8 +865,8 @@ def by(rows, subject, offered):
     for key in CSV_FIELDS:
         values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
         if values and key not in ("rep",):
-            mean = sum(values) / len(values)
-            merged[key] = round(mean) if all(isinstance(v, int) for v in values) else mean
+            mid = statistics.median(values)
+            merged[key] = round(mid) if all(isinstance(v, int) for v in values) else mid
             if key in ("cpu_us_per_hb", "achieved_per_s"):
                 merged[key + "_range"] = (min(values), max(values))
     exact = {r.get("exact") for r in runs}
@@ -868,13 +925,16 @@ def results_md(b):
         cells.append(f"{fmt(lat)} / {fmt(c.get('latency_p99_ms'))}" if lat is not None else "–")
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    out.append("Every subject, every rate (µs/hb = CPU time, user + system, per heartbeat over "
-               "the measured window; broker and Redis columns are those processes' CPU per "
-               "heartbeat in the same window):")
+    out.append("Every run (µs/hb = CPU time, user + system, of the subject's process per "
+               "heartbeat over the step; broker and Redis: those processes' CPU per heartbeat "
+               "over the same span; other cores = CPU used meanwhile by processes outside the "
+               "benchmark, a step above "
+               f"{b.args.max_other_cores} was set aside and run again; the summary above "
+               "shows the median of the runs and their range):")
     out.append("")
     out.append("| subject | offered/s | run | sent/s | achieved/s | exact? | drain s | µs/hb | "
-               "broker µs/hb | Redis µs/hb | p50 / p99 ms | note |")
-    out.append("|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|---|")
+               "broker µs/hb | Redis µs/hb | p50 / p99 ms | other cores | note |")
+    out.append("|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---|")
     for s in SUBJECTS:
         for o in offered:
             for r in [r for r in b.rows if r["subject"] == s and r["rate_offered"] == o]:
@@ -885,7 +945,8 @@ def results_md(b):
                            f"{r.get('exact', '–')} | {fmt(r.get('drain_s'))} | "
                            f"{fmt(r.get('cpu_us_per_hb'), 2)} | "
                            f"{fmt(r.get('broker_us_per_hb'), 2)} | "
-                           f"{fmt(r.get('redis_us_per_hb'), 2)} | {lat} | {r.get('note', '')} |")
+                           f"{fmt(r.get('redis_us_per_hb'), 2)} | {lat} | "
+                           f"{fmt(r.get('other_cores'), 2)} | {r.get('note', '')} |")
     out.append("")
     out.append("Ceiling (broker only, QoS 1, shared subscription):")
     out.append("")
@@ -1173,7 +1234,10 @@ def main():
     p.add_argument("--subjects", default=",".join(SUBJECTS))
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--warmup", type=float, default=2)
-    p.add_argument("--repeat", type=int, default=2, help="runs of consumer and floor per rate")
+    p.add_argument("--repeat", type=int, default=3, help="runs of consumer and floor per rate")
+    p.add_argument("--retries", type=int, default=2, help="reruns of a disturbed step")
+    p.add_argument("--max-other-cores", type=float, default=0.15,
+                   help="CPU (in cores) other processes may use during a step")
     p.add_argument("--drain-timeout", type=float, default=60)
     p.add_argument("--accounts", type=int, default=200)
     p.add_argument("--devices-per-account", type=int, default=1000)
@@ -1203,7 +1267,10 @@ def main():
     conditions = (f"Run ({args.mode}) took {elapsed / 60:.1f} min; load average "
                   f"{load0:.2f} at the start, {load1:.2f} at the end, before the steps "
                   f"{min(b.loads or [0]):.2f}–{max(b.loads or [0]):.2f} (our own previous step "
-                  f"included). Busiest processes at the start: {'; '.join(busy0)}.")
+                  f"included). Busiest processes at the start: {'; '.join(busy0)}. "
+                  f"Steps set aside because other processes used more than "
+                  f"{args.max_other_cores} cores meanwhile (each run again): "
+                  f"{len(b.discarded)}.")
     results = results_md(b)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(f"# hb benchmark {stamp}\n\n{conditions}\n\n## Targets\n\n{targets_md(b)}\n"
@@ -1214,6 +1281,7 @@ def main():
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump({"machine": b.machine, "args": vars(args), "rows": b.rows,
                    "ceilings": b.ceilings, "sim": b.sim, "profiles": b.profiles,
+                   "discarded": b.discarded,
                    "conditions": conditions}, f, indent=1)
     plot(b, args.out)
     if args.write_docs:

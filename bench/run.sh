@@ -89,8 +89,8 @@ if [[ $quick == 1 ]]; then
     [[ ${BENCH_WRITE_DOCS:-0} == 1 ]] && args+=(--write-docs)
 else
     args+=(--mode full --rates "${BENCH_RATES:-5000,10000,20000,40000,50000,60000,70000,80000}"
-        --duration "${BENCH_DURATION:-10}" --repeat "${BENCH_REPEAT:-2}" --sim-devices "${BENCH_SIM_DEVICES:-10000}"
-        --profile-rate "${BENCH_PROFILE_RATE:-40000}")
+        --duration "${BENCH_DURATION:-10}" --repeat "${BENCH_REPEAT:-3}"
+        --sim-devices "${BENCH_SIM_DEVICES:-10000}" --profile-rate "${BENCH_PROFILE_RATE:-40000}")
     [[ ${BENCH_WRITE_DOCS:-1} == 1 ]] && args+=(--write-docs)
 fi
 [[ -n ${BENCH_SUBJECTS:-} ]] && args+=(--subjects "$BENCH_SUBJECTS")
