@@ -71,6 +71,11 @@ ulimit -n "$(ulimit -Hn)"
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, open files $(ulimit -n)," \
      "ephemeral ports $(tr '\t' '-' </proc/sys/net/ipv4/ip_local_port_range), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
+if awk '{exit !($1 > 1.0)}' /proc/loadavg; then
+  echo "warning: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)); at full size the run" \
+       "needs both cores to itself" >&2
+fi
+
 work=$(mktemp -d /tmp/hb-scale.XXXXXX)
 chmod 711 "$work" # the brokers drop to the mosquitto user when started as root
 pids=()
