@@ -16,8 +16,8 @@ bool capacity_plan(const struct capacity_input *in, struct capacity_plan *out, c
 {
     *out = (struct capacity_plan){0};
     unsigned per_fd = in->fds_per_connection ? in->fds_per_connection : 1;
-    uint64_t usable = in->fd_limit > CAPACITY_RESERVED_FDS ? in->fd_limit - CAPACITY_RESERVED_FDS
-                                                           : 0;
+    uint64_t usable =
+        in->fd_limit > CAPACITY_RESERVED_FDS ? in->fd_limit - CAPACITY_RESERVED_FDS : 0;
     size_t per_worker_max = (size_t)(usable / per_fd);
     out->per_worker_max = per_worker_max;
     if (per_worker_max == 0) {
@@ -35,8 +35,8 @@ bool capacity_plan(const struct capacity_input *in, struct capacity_plan *out, c
                      "%zu devices need %zu worker processes of at most %zu connections each "
                      "(open-file limit %llu, %u per connection), more than %u: raise ulimit -n "
                      "(hard limit %llu) or run hb-sim on several machines",
-                     in->devices, need, per_worker_max, (unsigned long long)in->fd_limit,
-                     per_fd, in->workers_max, (unsigned long long)in->fd_hard);
+                     in->devices, need, per_worker_max, (unsigned long long)in->fd_limit, per_fd,
+                     in->workers_max, (unsigned long long)in->fd_hard);
             return false;
         }
         workers = need ? (unsigned)need : 1;

@@ -13,14 +13,14 @@
 
 struct capacity_input {
     size_t devices;
-    unsigned workers;             /* requested; 0 = choose */
-    unsigned workers_max;         /* most worker processes allowed */
-    uint64_t fd_limit;            /* the soft open-file limit workers get (after raising) */
-    uint64_t fd_hard;             /* the hard limit, for the advice */
-    unsigned fds_per_connection;  /* 1, or 3 with libmosquitto's socket pair */
-    size_t n_brokers;             /* broker addresses, devices spread round-robin */
-    size_t n_sources;             /* bound source addresses; 0: the kernel picks */
-    unsigned ports;               /* ephemeral ports (ip_local_port_range); 0: unknown */
+    unsigned workers;            /* requested; 0 = choose */
+    unsigned workers_max;        /* most worker processes allowed */
+    uint64_t fd_limit;           /* the soft open-file limit workers get (after raising) */
+    uint64_t fd_hard;            /* the hard limit, for the advice */
+    unsigned fds_per_connection; /* 1, or 3 with libmosquitto's socket pair */
+    size_t n_brokers;            /* broker addresses, devices spread round-robin */
+    size_t n_sources;            /* bound source addresses; 0: the kernel picks */
+    unsigned ports;              /* ephemeral ports (ip_local_port_range); 0: unknown */
 };
 
 struct capacity_plan {

@@ -61,8 +61,7 @@ static void signal_workers(struct fleet *f, int sig)
 {
     for (unsigned i = 0; i < f->n; i++)
         if (f->w[i].pid > 0 && kill(f->w[i].pid, sig) < 0 && errno != ESRCH)
-            HB_WARN("hb-sim: kill(%d, %s): %s", (int)f->w[i].pid, strsignal(sig),
-                    strerror(errno));
+            HB_WARN("hb-sim: kill(%d, %s): %s", (int)f->w[i].pid, strsignal(sig), strerror(errno));
 }
 
 static void totals(const struct fleet *f, struct sim_stats *total)
@@ -128,8 +127,8 @@ static void on_message(struct fleet *f, unsigned i, uint32_t type, const void *d
         w->truth = true;
     } else {
         end_line(f);
-        HB_ERROR("hb-sim: worker %u sent an unknown message (type %" PRIu32 ", %zu bytes)", i,
-                 type, len);
+        HB_ERROR("hb-sim: worker %u sent an unknown message (type %" PRIu32 ", %zu bytes)", i, type,
+                 len);
         fail_run(f);
     }
 }
@@ -243,8 +242,8 @@ static void print_progress(struct fleet *f, int64_t now, bool last)
 }
 
 /* Forks worker i on its slice. Returns false (after reporting why) when it could not. */
-static bool spawn(struct fleet *f, unsigned i, size_t first, size_t n, double rate,
-                  uint64_t seed, const sigset_t *worker_signals)
+static bool spawn(struct fleet *f, unsigned i, size_t first, size_t n, double rate, uint64_t seed,
+                  const sigset_t *worker_signals)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
@@ -351,8 +350,7 @@ int fleet_run(const struct fleet_config *cfg, const sigset_t *signals, int64_t s
     }
     f.sigfd = signalfd(-1, signals, SFD_NONBLOCK | SFD_CLOEXEC);
     if (f.sigfd < 0)
-        HB_WARN("hb-sim: signalfd: %s; signals will not end the run gracefully",
-                strerror(errno));
+        HB_WARN("hb-sim: signalfd: %s; signals will not end the run gracefully", strerror(errno));
     procstat_memory(&f.parent_rss, &f.parent_pss);
     bool progress = cfg->progress_s > 0;
     int64_t progress_ms = (int64_t)(cfg->progress_s * 1000.0);

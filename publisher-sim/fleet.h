@@ -17,11 +17,11 @@ struct fleet_config {
      * first_device, n_devices, connect_rate, seed, signals and the report callback are set
      * per worker. */
     struct sim_config sim;
-    unsigned workers;       /* >= 1 */
-    double connect_rate;    /* all workers together */
-    uint64_t seed;          /* workers' seeds are drawn from it */
-    double progress_s;      /* seconds between progress lines; <= 0: none */
-    bool terminal;          /* rewrite one line on stderr instead of printing lines */
+    unsigned workers;    /* >= 1 */
+    double connect_rate; /* all workers together */
+    uint64_t seed;       /* workers' seeds are drawn from it */
+    double progress_s;   /* seconds between progress lines; <= 0: none */
+    bool terminal;       /* rewrite one line on stderr instead of printing lines */
 };
 
 struct fleet_result {

@@ -199,8 +199,7 @@ static bool print_json(const struct summary *s)
         add_number_or_null(o, "time_to_connect_all_s", round1(s->connect_all_s)) &&
         add_number_or_null(o, "connect_rate", round1(s->connect_rate)) &&
         cJSON_AddNumberToObject(o, "heartbeats_per_s", round1(s->hb_per_s)) &&
-        add_number_or_null(o, "heartbeats_per_s_all_connected",
-                           round1(s->hb_per_s_connected)) &&
+        add_number_or_null(o, "heartbeats_per_s_all_connected", round1(s->hb_per_s_connected)) &&
         cJSON_AddNumberToObject(o, "rss_kib", (double)r->rss_kib) &&
         cJSON_AddNumberToObject(o, "pss_kib", (double)r->pss_kib) &&
         add_number_or_null(o, "memory_per_connection_bytes",
@@ -234,14 +233,13 @@ static void print_summary(const struct summary *s, size_t device_intervals)
             "published=%" PRIu64 " acked=%" PRIu64 " errors=%" PRIu64 " lost=%" PRIu64
             " skipped=%" PRIu64 " intervals=%zu device_intervals=%zu seed=%" PRIu64,
             s->duration_s, t->interrupted ? " (interrupted)" : "", t->devices, s->accounts,
-            s->workers, r->connected_peak, t->published, t->acked, t->errors, t->lost,
-            t->skipped, s->intervals, device_intervals, s->seed);
+            s->workers, r->connected_peak, t->published, t->acked, t->errors, t->lost, t->skipped,
+            s->intervals, device_intervals, s->seed);
     if (s->connect_all_s >= 0)
         HB_INFO("hb-sim: every device had connected after %.1fs (%.0f connections/s)",
                 s->connect_all_s, s->connect_rate);
     if (s->hb_per_s_connected >= 0)
-        HB_INFO("hb-sim: %.0f heartbeats/s once every device had connected",
-                s->hb_per_s_connected);
+        HB_INFO("hb-sim: %.0f heartbeats/s once every device had connected", s->hb_per_s_connected);
     if (r->connected_peak > 0 && r->pss_kib > 0)
         HB_INFO("hb-sim: %zu devices connected at the peak; memory %.0f bytes per connection "
                 "(Pss %" PRIu64 " KiB, RSS %" PRIu64 " KiB over the parent and workers)",
@@ -292,8 +290,7 @@ int main(int argc, char **argv)
     size_t payload_longest = 0;
     char err[512];
     if (o.payload_template_path != NULL) {
-        if (!payload_load(&payload, o.payload_template_path, &payload_longest, err,
-                          sizeof(err))) {
+        if (!payload_load(&payload, o.payload_template_path, &payload_longest, err, sizeof(err))) {
             HB_ERROR("--payload-template %s", err);
             goto out_options;
         }
@@ -323,8 +320,7 @@ int main(int argc, char **argv)
             goto out_payload;
         }
         if (!key.can_sign) {
-            HB_ERROR("--key %s: a public key cannot sign tokens; give the private key",
-                     o.key_path);
+            HB_ERROR("--key %s: a public key cannot sign tokens; give the private key", o.key_path);
             goto out_key;
         }
         token_ttl_s = o.token_ttl_s > 0 ? (int64_t)ceil(o.token_ttl_s)
@@ -398,10 +394,9 @@ int main(int argc, char **argv)
         HB_INFO("hb-sim: %u worker(s) of up to %zu devices (at most %zu each: open-file limit "
                 "%" PRIu64 ", %u per connection); %zu broker(s), up to %zu connections each; "
                 "%zu source address(es); connect rate %g/s; %s",
-                cp.workers, cp.per_worker, cp.per_worker_max, ci.fd_limit,
-                ci.fds_per_connection, o.common.n_brokers,
-                (plan.n_devices + o.common.n_brokers - 1) / o.common.n_brokers, o.n_sources,
-                o.connect_rate, o.key_path ? "a token per device" : "no tokens");
+                cp.workers, cp.per_worker, cp.per_worker_max, ci.fd_limit, ci.fds_per_connection,
+                o.common.n_brokers, (plan.n_devices + o.common.n_brokers - 1) / o.common.n_brokers,
+                o.n_sources, o.connect_rate, o.key_path ? "a token per device" : "no tokens");
     }
 
     struct fleet_config fc = {
@@ -431,9 +426,10 @@ int main(int argc, char **argv)
         .workers = cp.workers,
         .connect_rate = o.connect_rate,
         .seed = rng_next(&rng),
-        .progress_s = o.quiet ? 0 : o.progress_s > 0 ? o.progress_s
-                                  : isatty(STDERR_FILENO) ? 1
-                                                          : 10,
+        .progress_s = o.quiet                 ? 0
+                      : o.progress_s > 0      ? o.progress_s
+                      : isatty(STDERR_FILENO) ? 1
+                                              : 10,
         .terminal = !o.quiet && isatty(STDERR_FILENO),
     };
     struct fleet_result fr;

@@ -34,7 +34,7 @@ struct options {
     int keepalive_s;
     uint64_t seed;
     bool seed_given;
-    unsigned workers; /* 0: from the device count and the open-file limit */
+    unsigned workers;                  /* 0: from the device count and the open-file limit */
     char (*sources)[OPTIONS_ADDR_MAX]; /* [n_sources] local addresses to bind, owned */
     size_t n_sources;
     const char *account_prefix;

@@ -48,8 +48,8 @@ static const struct {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static bool push(struct payload_template *t, size_t *cap, enum payload_field field,
-                 size_t offset, size_t len)
+static bool push(struct payload_template *t, size_t *cap, enum payload_field field, size_t offset,
+                 size_t len)
 {
     if (field == FIELD_TEXT && len == 0)
         return true;
@@ -237,8 +237,9 @@ bool payload_check(const struct payload_template *t, size_t *longest, char *err,
         return false;
     }
     if (has_field(t, FIELD_TS) && ts != v.ts_ms) {
-        snprintf(err, errlen, "{{ts}} must be the value of a top-level \"ts\" field (the "
-                              "consumer reads it to measure latency)");
+        snprintf(err, errlen,
+                 "{{ts}} must be the value of a top-level \"ts\" field (the "
+                 "consumer reads it to measure latency)");
         return false;
     }
     *longest = (size_t)n;
@@ -269,8 +270,8 @@ bool payload_load(struct payload_template *t, const char *path, size_t *longest,
     } else if (len > PAYLOAD_TEMPLATE_MAX) {
         snprintf(err, errlen, "%s: longer than %d bytes", path, PAYLOAD_TEMPLATE_MAX);
     } else {
-        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
-                           text[len - 1] == ' ' || text[len - 1] == '\t'))
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ' ||
+                           text[len - 1] == '\t'))
             len--;
         char why[400];
         if (!payload_compile(t, text, len, why, sizeof(why)))

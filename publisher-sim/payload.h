@@ -20,16 +20,16 @@ extern const char payload_default_template[];
 /* What the placeholders stand for, for one heartbeat. Strings must be JSON-safe as they are
  * (ids and the agent table are). */
 struct payload_values {
-    int64_t ts_ms;        /* {{ts}}: send time, Unix ms */
-    const char *device;   /* {{device}} */
-    const char *account;  /* {{account}} */
-    unsigned bitrate;     /* {{bitrate}}: kbit/s */
-    unsigned media;       /* {{media}}: rendered m-0042 */
-    int64_t play_ms;      /* {{play_time}}: seconds with one decimal, 123.4 */
-    const char *os;       /* {{os}} */
-    const char *browser;  /* {{browser}} */
-    const char *model;    /* {{model}} */
-    uint64_t seq;         /* {{seq}}: heartbeats this device sent before, from 0 */
+    int64_t ts_ms;       /* {{ts}}: send time, Unix ms */
+    const char *device;  /* {{device}} */
+    const char *account; /* {{account}} */
+    unsigned bitrate;    /* {{bitrate}}: kbit/s */
+    unsigned media;      /* {{media}}: rendered m-0042 */
+    int64_t play_ms;     /* {{play_time}}: seconds with one decimal, 123.4 */
+    const char *os;      /* {{os}} */
+    const char *browser; /* {{browser}} */
+    const char *model;   /* {{model}} */
+    uint64_t seq;        /* {{seq}}: heartbeats this device sent before, from 0 */
 };
 
 struct payload_part;

@@ -624,8 +624,8 @@ static void sweep_keepalive(struct sim *s)
     if (n == 0)
         return;
     int64_t period_ms = (int64_t)s->cfg.keepalive_s * 1000 / 4;
-    size_t slice = period_ms > SIM_TICK_MS ? (size_t)((n * SIM_TICK_MS + period_ms - 1) / period_ms)
-                                           : n;
+    size_t slice =
+        period_ms > SIM_TICK_MS ? (size_t)((n * SIM_TICK_MS + period_ms - 1) / period_ms) : n;
     for (size_t k = 0; k < slice && k < n; k++) {
         struct device *d = &s->dev[s->sweep_next];
         s->sweep_next = (s->sweep_next + 1) % n;

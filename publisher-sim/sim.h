@@ -18,22 +18,22 @@
 
 struct sim_stats {
     size_t devices;
-    size_t connected;      /* now */
-    size_t connecting;     /* now: waiting for a connect slot or for CONNACK */
-    size_t connected_max;  /* most connected at once */
-    size_t ever_connected; /* devices that were accepted (CONNACK) at least once */
-    uint64_t connects;     /* CONNACKs accepted, reconnects included */
-    uint64_t published;    /* publishes the library accepted on a connected client */
-    uint64_t acked;        /* QoS 1 PUBACKs */
-    uint64_t errors;       /* all of the below, and failed publishes */
-    uint64_t connect_failed; /* connects that failed before CONNACK: TCP errors, timeouts */
-    uint64_t refused;        /* CONNACKs refusing the device (bad credentials, server busy) */
-    uint64_t dropped;        /* connections lost after CONNACK */
-    uint64_t token_errors;   /* tokens that could not be minted */
-    uint64_t lost;           /* QoS 1 publishes never acknowledged */
-    uint64_t skipped;        /* heartbeats not sent because too many were unacknowledged */
-    int64_t start_ms;        /* the run's start */
-    int64_t end_ms;          /* when publishing stopped: start + duration, or the signal */
+    size_t connected;         /* now */
+    size_t connecting;        /* now: waiting for a connect slot or for CONNACK */
+    size_t connected_max;     /* most connected at once */
+    size_t ever_connected;    /* devices that were accepted (CONNACK) at least once */
+    uint64_t connects;        /* CONNACKs accepted, reconnects included */
+    uint64_t published;       /* publishes the library accepted on a connected client */
+    uint64_t acked;           /* QoS 1 PUBACKs */
+    uint64_t errors;          /* all of the below, and failed publishes */
+    uint64_t connect_failed;  /* connects that failed before CONNACK: TCP errors, timeouts */
+    uint64_t refused;         /* CONNACKs refusing the device (bad credentials, server busy) */
+    uint64_t dropped;         /* connections lost after CONNACK */
+    uint64_t token_errors;    /* tokens that could not be minted */
+    uint64_t lost;            /* QoS 1 publishes never acknowledged */
+    uint64_t skipped;         /* heartbeats not sent because too many were unacknowledged */
+    int64_t start_ms;         /* the run's start */
+    int64_t end_ms;           /* when publishing stopped: start + duration, or the signal */
     int64_t all_connected_ms; /* when the last device was accepted for the first time; 0
                                  while some device never was */
     bool interrupted;         /* a signal ended the run */
@@ -52,8 +52,8 @@ struct sim_config {
     const char (*sources)[OPTIONS_ADDR_MAX];
     size_t n_sources; /* 0: the kernel picks; else bound round-robin by plan index */
     const char *topic_prefix;
-    const char *username; /* NULL: each device uses its account id */
-    const char *password; /* NULL: none (ignored when key is set) */
+    const char *username;     /* NULL: each device uses its account id */
+    const char *password;     /* NULL: none (ignored when key is set) */
     const struct hb_key *key; /* non-NULL: each connect mints a device token as the password */
     int64_t token_ttl_s;
     const struct payload_template *payload;

@@ -60,8 +60,8 @@ bool wire_send_truth(int fd, const struct truth *t, size_t first, size_t n)
         return false;
     memcpy(buf, &head, sizeof(head));
     for (size_t k = 0; k < n_intervals; k++)
-        memcpy(buf + sizeof(head) + k * n_words * sizeof(uint64_t),
-               truth_bits(t, k) + first_word, n_words * sizeof(uint64_t));
+        memcpy(buf + sizeof(head) + k * n_words * sizeof(uint64_t), truth_bits(t, k) + first_word,
+               n_words * sizeof(uint64_t));
     bool ok = wire_send(fd, WIRE_TRUTH, buf, len);
     int saved = errno;
     free(buf);
@@ -90,8 +90,7 @@ bool wire_merge_truth(struct truth *t, const void *payload, size_t len, char *er
         /* The payload need not be aligned for uint64_t: copy through an aligned buffer. */
         for (size_t w = 0; w < head.n_words; w += 256) {
             size_t m = head.n_words - w < 256 ? head.n_words - w : 256;
-            memcpy(chunk, words + (k * head.n_words + w) * sizeof(uint64_t),
-                   m * sizeof(uint64_t));
+            memcpy(chunk, words + (k * head.n_words + w) * sizeof(uint64_t), m * sizeof(uint64_t));
             truth_merge(t, k, head.first_word + w, chunk, m);
         }
     }

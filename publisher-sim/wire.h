@@ -45,8 +45,7 @@ bool wire_send_truth(int fd, const struct truth *t, size_t first, size_t n);
 
 /* ORs a WIRE_TRUTH payload into t, which must be a truth of the same run (same first interval
  * and length; at least as many intervals). False with a reason in err when it does not fit. */
-bool wire_merge_truth(struct truth *t, const void *payload, size_t len, char *err,
-                      size_t errlen);
+bool wire_merge_truth(struct truth *t, const void *payload, size_t len, char *err, size_t errlen);
 
 /* Reassembles messages from a non-blocking pipe. Zero-initialize. */
 struct wire_reader {

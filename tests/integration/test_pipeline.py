@@ -289,6 +289,9 @@ def simulated_devices_match_truth_across_two_brokers(env):
     consumer = env.consumer(brokers, redis, INTERVAL)
     truth = f"{env.dir}/truth.jsonl"
     args = [a for b in brokers for a in ("--broker", b.uri)]
+    # Start just before a boundary, so the run (5 s) ends early in an interval and the last
+    # complete interval's keys are still alive when the checker reads them.
+    wait_for_interval_end(interval_start(now_ms(), INTERVAL), INTERVAL, guard_ms=-300)
     _, out, _ = env.run("publisher-sim/hb-sim", *args, "--interval", INTERVAL,
                         "--accounts", 12, "--devices-per-account", "1-6", "--heartbeat", "0.5",
                         "--churn", "0.5", "--duration", 5, "--seed", 42, "--truth", truth,

@@ -2,8 +2,8 @@
  * device-count ranges, broker URIs, source addresses, key ids, option conflicts, ids. */
 #include "ids.h"
 #include "options.h"
-#include "token.h"
 #include "plan.h"
+#include "token.h"
 
 #include "testing.h"
 
@@ -229,9 +229,20 @@ static int parse(struct options *o, const char *const *args, int n)
 static void test_options_new_flags_are_parsed(void)
 {
     struct options o;
-    const char *args[] = {"--workers", "3", "--source-address", "127.0.0.2-4", "--key",
-                          "/tmp/k.secret", "--token-ttl", "900", "--keepalive", "30",
-                          "--payload-template", "/tmp/t.json", "--progress", "2"};
+    const char *args[] = {"--workers",
+                          "3",
+                          "--source-address",
+                          "127.0.0.2-4",
+                          "--key",
+                          "/tmp/k.secret",
+                          "--token-ttl",
+                          "900",
+                          "--keepalive",
+                          "30",
+                          "--payload-template",
+                          "/tmp/t.json",
+                          "--progress",
+                          "2"};
     CHECK_INT(parse(&o, args, 14), 0);
     CHECK_INT(o.workers, 3);
     CHECK_INT(o.n_sources, 3);
