@@ -82,6 +82,25 @@ def wait_for_interval_start(interval_s, guard_ms=150):
     return start
 
 
+# Runs compared with a simulator's truth use this interval. A run of ALIGNED_DURATION started
+# LEAD_MS before a boundary ends just after a boundary: it holds two complete intervals, and the
+# keys of the last one (they live until the end of the interval after their own) stay in Redis
+# for almost a whole interval more while the consumer catches up and the checker compares. With
+# 2 s that margin was too thin for a loaded machine running the sanitized build.
+TRUTH_INTERVAL = 4
+ALIGNED_DURATION = 2 * TRUTH_INTERVAL + 0.5
+
+
+def start_before_boundary(interval_s=TRUTH_INTERVAL, lead_ms=300):
+    """Sleeps until lead_ms before the next interval boundary. Time is what is under test, so
+    this waits on the clock, not on a server."""
+    t = now_ms()
+    boundary = interval_start(t, interval_s) + interval_s * 1000
+    if boundary - lead_ms - t < 50:
+        boundary += interval_s * 1000
+    time.sleep((boundary - lead_ms - t) / 1000)
+
+
 def wait_for_interval_end(start_ms, interval_s, guard_ms=100):
     """Sleeps until the interval starting at start_ms is complete (plus guard_ms)."""
     end = start_ms + interval_s * 1000 + guard_ms
@@ -218,6 +237,11 @@ class Redis:
     def hash(self, key):
         flat = self.cmd("HGETALL", key)
         return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def keys_without_ttl(self):
+        """Keys that exist and carry no TTL (PTTL -1). A key that expires between KEYS and its
+        PTTL (-2) is not one of them."""
+        return [k for k in self.keys() if self.cmd("PTTL", k) == -1]
 
     def snapshot(self):
         """Every key with its hash contents."""

@@ -7,8 +7,9 @@ broker -> hb-consumer -> Redis -> hb-check. One scenario per meson test; run one
 import json
 import signal
 
-from harness import (check, check_eq, interval_start, main, now_ms, wait_for_interval_end,
-                     wait_for_interval_start, wait_until)
+from harness import (ALIGNED_DURATION, TRUTH_INTERVAL, check, check_eq, interval_start, main,
+                     now_ms, start_before_boundary, wait_for_interval_end, wait_for_interval_start,
+                     wait_until)
 
 INTERVAL = 2
 
@@ -158,7 +159,9 @@ def retained_heartbeat_is_not_counted(env):
 
 
 def redis_restart_then_exact_counts(env):
-    interval = 3
+    # Long enough that the buffered heartbeats' interval is still alive after Redis restarts
+    # and the consumer's backoff (up to 5 s) lets it write them.
+    interval = 6
     redis, broker = env.redis(aof=True), env.mosquitto()
     consumer = env.consumer([broker], redis, interval)
     pub = env.publisher(broker)
@@ -178,8 +181,7 @@ def redis_restart_then_exact_counts(env):
     arrival = interval_start(during_ms, interval)
     got = redis.hash(f"hb:{{acctY}}:{arrival}")
     check_eq(got, {"b2": 2}, "buffered heartbeats of acctY")
-    for key in redis.keys():
-        check(redis.cmd("PTTL", key) > 0, f"{key} has no TTL after the restart")
+    check_eq(redis.keys_without_ttl(), [], "keys without a TTL")
 
     after = {"acctX": {"c1": 1, "c2": 1, "c3": 1}, "acctY": {"c4": 1}}
     start = wait_for_interval_start(interval)
@@ -286,16 +288,14 @@ def full_buffer_drops_are_counted(env):
 def simulated_devices_match_truth_across_two_brokers(env):
     redis = env.redis()
     brokers = [env.mosquitto(), env.mosquitto()]
-    consumer = env.consumer(brokers, redis, INTERVAL)
+    consumer = env.consumer(brokers, redis, TRUTH_INTERVAL)
     truth = f"{env.dir}/truth.jsonl"
     args = [a for b in brokers for a in ("--broker", b.uri)]
-    # Start just before a boundary, so the run (5 s) ends early in an interval and the last
-    # complete interval's keys are still alive when the checker reads them.
-    wait_for_interval_end(interval_start(now_ms(), INTERVAL), INTERVAL, guard_ms=-300)
-    _, out, _ = env.run("publisher-sim/hb-sim", *args, "--interval", INTERVAL,
+    start_before_boundary()
+    _, out, _ = env.run("publisher-sim/hb-sim", *args, "--interval", TRUTH_INTERVAL,
                         "--accounts", 12, "--devices-per-account", "1-6", "--heartbeat", "0.5",
-                        "--churn", "0.5", "--duration", 5, "--seed", 42, "--truth", truth,
-                        "--json", "--quiet", check_rc=0)
+                        "--churn", "0.5", "--duration", ALIGNED_DURATION, "--seed", 42,
+                        "--truth", truth, "--json", "--quiet", check_rc=0)
     summary = json.loads(out)
     check(summary["published"] > 0 and summary["lost"] == 0, f"simulator summary {summary}")
     consumer.wait_stats(lambda s: s["written"] >= summary["published"],
@@ -303,7 +303,7 @@ def simulated_devices_match_truth_across_two_brokers(env):
     with open(truth) as f:
         lines = [json.loads(line) for line in f]
     check(len(lines) >= 12, f"truth holds {len(lines)} lines, expected at least one interval")
-    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", TRUTH_INTERVAL,
                          "--verify", truth, check_rc=0)
     check("0 mismatched" in out and " 0 checked" not in out, f"verify: {out}")
     rc, stats = consumer.stop()
@@ -313,12 +313,13 @@ def simulated_devices_match_truth_across_two_brokers(env):
 
 def redis_killed_under_load_loses_nothing_and_leaves_no_key_without_ttl(env):
     redis, broker = env.redis(aof=True), env.mosquitto()
-    consumer = env.consumer([broker], redis, INTERVAL, extra=["--batch-size", "20"])
+    consumer = env.consumer([broker], redis, TRUTH_INTERVAL, extra=["--batch-size", "20"])
     truth = f"{env.dir}/truth.jsonl"
-    sim = env.start("publisher-sim/hb-sim", "--broker", broker.uri, "--interval", INTERVAL,
+    start_before_boundary()
+    sim = env.start("publisher-sim/hb-sim", "--broker", broker.uri, "--interval", TRUTH_INTERVAL,
                     "--accounts", 40, "--devices-per-account", 5, "--heartbeat", "0.25",
-                    "--churn", 0, "--duration", 7, "--seed", 7, "--truth", truth, "--json",
-                    "--quiet", name="sim")
+                    "--churn", 0, "--duration", ALIGNED_DURATION, "--seed", 7, "--truth", truth,
+                    "--json", "--quiet", name="sim")
     consumer.wait_stats(lambda s: s["written"] >= 1000, what="load flowing into Redis")
     redis.stop(signal.SIGKILL)
     consumer.wait_stats(lambda s: s["redis_errors"] >= 1, what="the consumer to notice")
@@ -327,9 +328,8 @@ def redis_killed_under_load_loses_nothing_and_leaves_no_key_without_ttl(env):
     summary = json.loads(open(sim.log_path).read().splitlines()[-1])
     consumer.wait_stats(lambda s: s["written"] >= summary["published"],
                         what="every heartbeat written after the restart")
-    for key in redis.keys():
-        check(redis.cmd("PTTL", key) > 0, f"{key} has no TTL")
-    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+    check_eq(redis.keys_without_ttl(), [], "keys without a TTL")
+    rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--interval", TRUTH_INTERVAL,
                          "--verify", truth, check_rc=0)
     check("0 mismatched" in out and " 0 checked" not in out, f"verify: {out}")
     rc, stats = consumer.stop()

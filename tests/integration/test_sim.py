@@ -17,24 +17,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from harness import (BUILD, check, check_eq, interval_start, main, now_ms, sanitizer_env,
-                     wait_until)
+from harness import (ALIGNED_DURATION, BUILD, TRUTH_INTERVAL, check, check_eq, main,
+                     sanitizer_env, start_before_boundary, wait_until)
 
-INTERVAL = 2
-# A run of two whole intervals and a half second, started just before a boundary, ends just
-# after one: its last complete interval's keys (they live two intervals from its start) then
-# stay in Redis for about another interval while the test compares them.
-ALIGNED_DURATION = 2 * INTERVAL + 0.5
-
-
-def start_before_boundary(lead_ms=300):
-    """Sleeps until lead_ms before the next interval boundary. Time is what is under test, so
-    this waits on the clock, not on a server."""
-    t = now_ms()
-    boundary = interval_start(t, INTERVAL) + INTERVAL * 1000
-    if boundary - lead_ms - t < 50:
-        boundary += INTERVAL * 1000
-    time.sleep((boundary - lead_ms - t) / 1000)
+INTERVAL = TRUTH_INTERVAL
 
 
 def sim_args(brokers, *extra):
