@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "ids.h"
+#include "secretfile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -69,14 +70,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static void wipe_free(void *p, size_t len)
-{
-    if (p == NULL)
-        return;
-    OPENSSL_cleanse(p, len);
-    free(p);
-}
-
 static const char *alg_name(enum hb_token_alg alg)
 {
     return alg == HB_TOKEN_ES256 ? "ES256" : "HS256";
@@ -89,63 +82,10 @@ static jwt_alg_t alg_jwt(enum hb_token_alg alg)
 
 /* ---- Keys ---------------------------------------------------------------------------------- */
 
-/* Reads a whole regular file of at most KEY_FILE_MAX bytes into a NUL-terminated buffer of
- * *cap bytes (wipe it with that size). */
-static bool read_key_file(const char *path, unsigned char **out, size_t *len, size_t *cap,
-                          char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return false;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        return false;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > KEY_FILE_MAX) {
-        set_err(err, errlen, "%s: not a regular file of at most %d bytes", path, KEY_FILE_MAX);
-        close(fd);
-        return false;
-    }
-    size_t size = (size_t)st.st_size;
-    unsigned char *buf = malloc(size + 1);
-    if (buf == NULL) {
-        set_err(err, errlen, "%s: out of memory", path);
-        close(fd);
-        return false;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            set_err(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "file shrank");
-            wipe_free(buf, size + 1);
-            close(fd);
-            return false;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[size] = '\0';
-    *out = buf;
-    *len = size;
-    *cap = size + 1;
-    return true;
-}
-
 static bool load_secret(struct hb_key *key, const char *path, const unsigned char *buf, size_t len,
                         char *err, size_t errlen)
 {
-    if (len > 0 && buf[len - 1] == '\n') {
-        len--;
-        if (len > 0 && buf[len - 1] == '\r')
-            len--;
-    }
+    len = hb_secret_trim_newline((const char *)buf, len);
     if (len < HMAC_SECRET_MIN) {
         set_err(err, errlen, "%s: an HMAC secret needs at least %d bytes, this one has %zu", path,
                 HMAC_SECRET_MIN, len);
@@ -250,14 +190,15 @@ bool hb_key_load(struct hb_key *key, const char *kid, const char *path, char *er
                 "key id '%.80s' is not 1-64 bytes of A-Z a-z 0-9 . _ - :", kid ? kid : "");
         return false;
     }
-    unsigned char *buf;
-    size_t len, cap;
-    if (!read_key_file(path, &buf, &len, &cap, err, errlen))
+    char *text;
+    size_t len;
+    if (!hb_secret_file_read(path, KEY_FILE_MAX, &text, &len, err, errlen))
         return false;
+    const unsigned char *buf = (const unsigned char *)text;
     bool ok = len >= 10 && memcmp(buf, "-----BEGIN", 10) == 0
                   ? load_pem(key, path, buf, len, err, errlen)
                   : load_secret(key, path, buf, len, err, errlen);
-    wipe_free(buf, cap);
+    hb_secret_free(text, len + 1);
     if (!ok) {
         hb_key_finish(key);
         return false;
@@ -281,8 +222,8 @@ bool hb_key_default_kid(const char *path, char *kid, size_t kidlen)
 
 void hb_key_finish(struct hb_key *key)
 {
-    wipe_free(key->material, key->len);
-    wipe_free(key->public_pem, key->public_len);
+    hb_secret_free(key->material, key->len);
+    hb_secret_free(key->public_pem, key->public_len);
     memset(key, 0, sizeof(*key));
 }
 
@@ -545,6 +486,23 @@ static int claim_time(const cJSON *claims, const char *name, int64_t *out)
         return -1;
     *out = (int64_t)v->valuedouble;
     return 1;
+}
+
+bool hb_token_peek_exp(const char *token, size_t len, int64_t *exp_s)
+{
+    if (len > HB_TOKEN_MAX)
+        return false;
+    const char *dot1 = memchr(token, '.', len);
+    const char *end = token + len;
+    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1)) : NULL;
+    if (dot2 == NULL)
+        return false;
+    cJSON *claims = decode_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), CLAIM_MEMBERS_MAX);
+    if (claims == NULL)
+        return false;
+    bool ok = claim_time(claims, "exp", exp_s) == 1;
+    cJSON_Delete(claims);
+    return ok;
 }
 
 /* A topic filter: non-empty; + and # only as whole levels, # only last. With placeholders,

@@ -125,6 +125,11 @@ const char *hb_token_error_name(enum hb_token_error e);
 enum hb_token_error hb_token_verify(const struct hb_keyring *ring, const char *token, size_t len,
                                     int64_t now_s, struct hb_token_claims *out);
 
+/* The exp claim of token[0..len), read WITHOUT verifying anything: for the holder of a token
+ * (the consumer) to say when its own credential runs out. False when the token is not a JWT
+ * with a valid exp. Never use it to decide access. */
+bool hb_token_peek_exp(const char *token, size_t len, int64_t *exp_s);
+
 /* Whether the claims let a client with this client id (and username) do action on topic.
  * Rules are tried in order, the first whose action and topic match decides; no match denies.
  * - HB_ACL_PUBLISH: topic must be concrete (no + or #); a rule matches when its filter matches

@@ -23,7 +23,7 @@ struct options {
     struct hb_config common;
     const char *share_group;
     const char *client_id;
-    const char *username, *password;
+    const char *username, *password, *password_file;
     long buffer, batch_size, flush_ms, payload_max, stats_interval_s, drain_timeout_s;
 };
 
@@ -33,6 +33,7 @@ enum {
     OPT_CLIENT_ID,
     OPT_USERNAME,
     OPT_PASSWORD,
+    OPT_PASSWORD_FILE,
     OPT_BUFFER,
     OPT_BATCH_SIZE,
     OPT_FLUSH_MS,
@@ -52,6 +53,8 @@ static const char usage_tail[] =
     "  --client-id ID        MQTT client id (default hb-consumer-<host>-<pid>)\n"
     "  --username U          MQTT user name (env HB_MQTT_USERNAME)\n"
     "  --password P          MQTT password or token (env HB_MQTT_PASSWORD; prefer the env)\n"
+    "  --password-file F     read the password from F, again before every reconnect, so a\n"
+    "                        renewed token needs no restart (env HB_MQTT_PASSWORD_FILE)\n"
     "  --buffer N            heartbeats held while Redis is unreachable (default 262144)\n"
     "  --batch-size N        most heartbeats per Redis batch (default 2000)\n"
     "  --flush-ms MS         longest wait for a batch to fill (default 50)\n"
@@ -69,6 +72,7 @@ static const struct option long_options[] = {
     {"client-id", required_argument, NULL, OPT_CLIENT_ID},
     {"username", required_argument, NULL, OPT_USERNAME},
     {"password", required_argument, NULL, OPT_PASSWORD},
+    {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
     {"buffer", required_argument, NULL, OPT_BUFFER},
     {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
     {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
@@ -132,6 +136,7 @@ static int parse_options(struct options *o, int argc, char **argv)
     o->share_group = "hb-consumers";
     o->username = env_or("HB_MQTT_USERNAME", NULL);
     o->password = env_or("HB_MQTT_PASSWORD", NULL);
+    o->password_file = env_or("HB_MQTT_PASSWORD_FILE", NULL);
     o->buffer = 262144;
     o->batch_size = 2000;
     o->flush_ms = 50;
@@ -172,6 +177,9 @@ static int parse_options(struct options *o, int argc, char **argv)
         case OPT_PASSWORD:
             o->password = optarg;
             break;
+        case OPT_PASSWORD_FILE:
+            o->password_file = optarg;
+            break;
         case OPT_LOG_LEVEL:
             if (!hb_log_level_parse(optarg, &level)) {
                 HB_ERROR("--log-level: expected error, warn, info or debug, got '%s'", optarg);
@@ -192,6 +200,11 @@ static int parse_options(struct options *o, int argc, char **argv)
     }
     if (optind < argc) {
         HB_ERROR("unexpected argument '%s'", argv[optind]);
+        return 2;
+    }
+    if (o->password != NULL && o->password_file != NULL) {
+        HB_ERROR("give a password or a password file (--password, --password-file or their "
+                 "environment variables), not both");
         return 2;
     }
     return 0;
@@ -288,6 +301,7 @@ int main(int argc, char **argv)
         .client_id = o.client_id,
         .username = o.username,
         .password = o.password,
+        .password_file = o.password_file,
         .interval_s = o.common.interval_s,
         .payload_max = (size_t)o.payload_max,
         .keepalive_s = 30,

@@ -2,12 +2,17 @@
  * with a global lock held, so on_message does nothing that can block: it validates topic and
  * payload, bins by the receive time and pushes a fixed-size entry into the bounded queue.
  * Lost connections are re-made by paho (automatic reconnect) and every (re)connect
- * resubscribes; a first connect that fails is retried from subscriber_tick with backoff. */
+ * resubscribes; a first connect that fails is retried from subscriber_tick with backoff. A
+ * --password-file is read again before every connect, so a consumer token renewed in the file
+ * is used the next time the broker cuts the old one off. */
 #include "subscriber.h"
 
 #include "heartbeat.h"
 #include "interval.h"
+#include "secretfile.h"
+#include "token.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +21,7 @@ enum sub_state { SUB_IDLE, SUB_CONNECTING, SUB_CONNECTED, SUB_SUBSCRIBED };
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
+#define PASSWORD_FILE_MAX 16384
 
 static int64_t monotonic_ms(void)
 {
@@ -97,6 +103,63 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *response)
              response && response->message ? response->message : "");
 }
 
+/* Reads the password file into c->password. Returns 1 when it changed, 0 when it is the same,
+ * -1 (after a warning) when it cannot be read: the last password is kept then. */
+static int password_reload(struct sub_client *c)
+{
+    const char *path = c->owner->cfg.password_file;
+    char err[256], *text;
+    size_t len;
+    if (!hb_secret_file_read(path, PASSWORD_FILE_MAX, &text, &len, err, sizeof(err))) {
+        HB_WARN("mqtt %s: --password-file %s; keeping the password read before", c->uri, err);
+        return -1;
+    }
+    len = hb_secret_trim_newline(text, len);
+    text[len] = '\0';
+    bool same = c->password != NULL && len == c->password_len &&
+                memcmp(text, c->password, len) == 0;
+    hb_secret_free(c->password, c->password_len + 1);
+    c->password = text;
+    c->password_len = len;
+    return same ? 0 : 1;
+}
+
+/* Says when the token in use runs out, if it is a JWT: an operator sees the deadline in the
+ * log long before the broker enforces it. */
+static void log_token_expiry(const struct sub_client *c, const char *password, size_t len)
+{
+    int64_t exp;
+    if (password == NULL || !hb_token_peek_exp(password, len, &exp))
+        return;
+    int64_t left = exp - hb_now_ms() / 1000;
+    if (left > 0)
+        HB_INFO("mqtt %s: the password is a token that expires in %" PRId64 " s", c->uri, left);
+    else
+        HB_WARN("mqtt %s: the password is a token that expired %" PRId64 " s ago; renew it%s",
+                c->uri, -left, c->owner->cfg.password_file ? " in the --password-file" : "");
+}
+
+/* paho calls this before every automatic reconnect, on its own thread. */
+static int on_reconnecting(void *context, MQTTAsync_connectData *data)
+{
+    struct sub_client *c = context;
+    int changed = password_reload(c);
+    if (changed < 0)
+        return 0;
+    if (changed)
+        HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri,
+                c->owner->cfg.password_file);
+    log_token_expiry(c, c->password, c->password_len);
+    /* paho frees the previous password and takes ownership of this copy. */
+    char *copy = MQTTAsync_malloc(c->password_len + 1);
+    if (copy == NULL)
+        return 0;
+    memcpy(copy, c->password, c->password_len + 1);
+    data->binarypwd.data = copy;
+    data->binarypwd.len = (int)c->password_len;
+    return 1;
+}
+
 /* Called by paho after the first connect and after every automatic reconnect. */
 static void on_connected(void *context, char *cause)
 {
@@ -144,6 +207,12 @@ static void start_connect(struct sub_client *c)
     opts.connectTimeout = 10;
     opts.username = cfg->username;
     opts.password = cfg->password;
+    if (cfg->password_file != NULL) {
+        password_reload(c);
+        opts.password = c->password;
+    }
+    if (opts.password != NULL)
+        log_token_expiry(c, opts.password, strlen(opts.password));
     opts.onFailure = on_connect_failed;
     opts.context = c;
     atomic_store(&c->state, SUB_CONNECTING);
@@ -176,6 +245,8 @@ static bool client_create(struct subscriber *s, size_t i)
     rc = MQTTAsync_setCallbacks(c->handle, c, on_connection_lost, on_message, NULL);
     if (rc == MQTTASYNC_SUCCESS)
         rc = MQTTAsync_setConnected(c->handle, c, on_connected);
+    if (rc == MQTTASYNC_SUCCESS && s->cfg.password_file != NULL)
+        rc = MQTTAsync_setUpdateConnectOptions(c->handle, c, on_reconnecting);
     if (rc != MQTTASYNC_SUCCESS) {
         HB_ERROR("mqtt %s: cannot set callbacks: %s", c->uri, MQTTAsync_strerror(rc));
         MQTTAsync_destroy(&c->handle);
@@ -199,6 +270,16 @@ bool subscriber_init(struct subscriber *s, const struct subscriber_config *cfg,
                  cfg->topic_prefix);
     else
         snprintf(s->filter, sizeof(s->filter), "%s/+/+", cfg->topic_prefix);
+    if (cfg->password_file != NULL) {
+        char err[256], *text;
+        size_t len;
+        if (!hb_secret_file_read(cfg->password_file, PASSWORD_FILE_MAX, &text, &len, err,
+                                 sizeof(err))) {
+            HB_ERROR("--password-file %s", err);
+            return false;
+        }
+        hb_secret_free(text, len + 1);
+    }
     for (size_t i = 0; i < cfg->n_brokers; i++) {
         if (!client_create(s, i)) {
             subscriber_finish(s, 0);
@@ -245,7 +326,10 @@ void subscriber_finish(struct subscriber *s, int timeout_ms)
             nanosleep(&ts, NULL);
         }
     }
-    for (size_t i = 0; i < s->n_clients; i++)
+    for (size_t i = 0; i < s->n_clients; i++) {
         MQTTAsync_destroy(&s->clients[i].handle);
+        hb_secret_free(s->clients[i].password, s->clients[i].password_len + 1);
+        s->clients[i].password = NULL;
+    }
     s->n_clients = 0;
 }

@@ -21,6 +21,9 @@ struct subscriber_config {
     const char *share_group; /* NULL for a plain subscription */
     const char *client_id;   /* base; the broker index is appended when there are several */
     const char *username, *password;
+    /* When set, the password is read from this file before every connect and reconnect (one
+     * trailing newline stripped), so a renewed token is picked up without a restart. */
+    const char *password_file;
     int interval_s;
     size_t payload_max;
     int keepalive_s;
@@ -37,6 +40,8 @@ struct sub_client {
     atomic_int state;          /* enum sub_state in subscriber.c */
     _Atomic int64_t retry_at;  /* monotonic ms of the next connect attempt */
     int backoff_ms;
+    char *password;      /* last read from cfg.password_file (wiped), to log renewals */
+    size_t password_len;
 };
 
 struct subscriber {
@@ -50,7 +55,8 @@ struct subscriber {
     size_t n_clients;
 };
 
-/* Creates the clients (nothing connects yet). queue and stats are borrowed. */
+/* Creates the clients (nothing connects yet). queue and stats are borrowed. With a
+ * password_file, fails when the file cannot be read now. */
 bool subscriber_init(struct subscriber *s, const struct subscriber_config *cfg,
                      struct queue *queue, struct stats *stats);
 

@@ -677,6 +677,45 @@ def expired_token_is_cut_off_while_connected(env):
     s.finish()
 
 
+def consumer_renews_its_token_from_the_password_file(env):
+    """The consumer reads --password-file before every reconnect: cut off when its token
+    expires, it is refused while the file still holds the expired token, and it comes back by
+    itself, without a restart, once the file holds a renewed one."""
+    s = Stack(env, consumer=False)
+    ttl = 4
+    path = os.path.join(env.dir, "consumer.token")
+    with open(path, "w") as f:
+        f.write(hb_token(env, "--key", s.keys.hs_file, "--role", "consumer", "--ttl", str(ttl))
+                + "\n")
+    expires = int(time.time()) + ttl
+    s.consumer = env.consumer([s.broker], s.redis, 60, extra=[
+        "--client-id", CONSUMER_ID, "--username", "hb-consumer", "--password-file", path])
+    check(re.search(r"the password is a token that expires in [1-4] s", s.consumer.proc.output()),
+          f"the consumer did not say when its token expires:\n{s.consumer.proc.tail()}")
+    d1 = s.connected("d1", s.keys.device("acctR"))
+    check_eq(d1.heartbeat("hb/acctR/d1"), 0, "PUBACK before expiry")
+    s.consumer.wait_stats(lambda st: st["written"] >= 1, what="the first heartbeat written")
+
+    s.wait_logged(f"hb_auth: token of client '{CONSUMER_ID}' expired, disconnected",
+                  timeout=ttl + 5)
+    check(time.time() >= expires, "the consumer was cut off before its token expired")
+    s.wait_logged(f"hb_auth: refused client '{CONSUMER_ID}' from 127.0.0.1: expired", timeout=15)
+    wait_until(lambda: "that expired" in s.consumer.proc.output(),
+               10, "the consumer's warning about its expired token")
+
+    renewed = hb_token(env, "--key", s.keys.hs_file, "--role", "consumer", "--ttl", "600")
+    with open(path + ".new", "w") as f:
+        f.write(renewed + "\n")
+    os.replace(path + ".new", path)  # as a renewal job would: never a half-written file
+    s.consumer.wait_subscribed(2, timeout=30)
+    check("reconnecting with the renewed password from " + path in s.consumer.proc.output(),
+          f"no renewal line:\n{s.consumer.proc.tail()}")
+    check_eq(s.consumer.proc.alive(), True, "the consumer is still the same process")
+    check_eq(d1.heartbeat("hb/acctR/d1"), 0, "PUBACK after the renewal")
+    s.witness_then_check({"acctR": {"d1": 2}})
+    s.finish()
+
+
 def deploy_config_tcp_and_websockets(env):
     """deploy/mosquitto-auth.conf itself, with only ports, plugin and key paths replaced."""
     s = Stack(env, consumer=False)
@@ -742,6 +781,7 @@ SCENARIOS = {f.__name__: f for f in [
     consumer_token_cannot_publish,
     key_rotation_both_keys_work_then_old_key_removed,
     expired_token_is_cut_off_while_connected,
+    consumer_renews_its_token_from_the_password_file,
     deploy_config_tcp_and_websockets,
 ]}
 for _name in REFUSALS:

@@ -128,12 +128,33 @@ def hb_check_verify_reports_exact_mismatches(env):
     check_eq(rc, 1, "exit status when nothing could be compared")
 
 
+def hb_consumer_password_options_are_checked_before_it_runs(env):
+    token = os.path.join(env.dir, "consumer.token")
+    with open(token, "w") as f:
+        f.write("t0ken\n")
+    rc, _, err = env.run("consumer/hb-consumer", "--password", "p", "--password-file", token)
+    check_eq(rc, 2, "--password with --password-file: exit status")
+    check("not both" in err, f"no reason for refusing both: {err!r}")
+    p = subprocess.run([env.binary("consumer/hb-consumer"), "--password-file", token],
+                       capture_output=True, text=True, timeout=30,
+                       env={**os.environ, "HB_MQTT_PASSWORD": "p"})
+    check_eq(p.returncode, 2, "--password-file with HB_MQTT_PASSWORD: exit status")
+    missing = os.path.join(env.dir, "missing.token")
+    rc, _, err = env.run("consumer/hb-consumer", "--password-file", missing,
+                         "--broker", f"tcp://127.0.0.1:{free_port()}",
+                         "--redis", f"redis://127.0.0.1:{free_port()}")
+    check_eq(rc, 1, "unreadable --password-file: exit status")
+    check(f"--password-file {missing}: No such file or directory" in err,
+          f"no reason for the unreadable file: {err!r}")
+
+
 SCENARIOS = {f.__name__: f for f in [
     every_program_has_help_and_version,
     hb_check_reads_previous_interval_plain_json_and_stdin,
     hb_check_many_accounts_in_one_call,
     hb_check_rejects_bad_input_with_exit_status,
     hb_check_verify_reports_exact_mismatches,
+    hb_consumer_password_options_are_checked_before_it_runs,
 ]}
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
  * OpenSSL into a temporary directory. */
 #include "token.h"
 
+#include "secretfile.h"
+
 #include "testing.h"
 
 #include <jwt.h>
@@ -935,6 +937,49 @@ static void test_acl_first_matching_rule_decides(void)
     CHECK(!hb_acl_allows(&none, "x", NULL, HB_ACL_PUBLISH, "hb/acct/other"));
 }
 
+static void test_peek_exp_reads_without_verifying(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    char *t = mint_device(&ring.keys[0], "acct-1", NULL, T0, 1800);
+    int64_t exp = 0;
+    CHECK(hb_token_peek_exp(t, strlen(t), &exp));
+    CHECK_INT(exp, T0 + 1800);
+    /* Unverified on purpose: a wrong signature still shows its exp... */
+    char *last = strrchr(t, '.');
+    last[1] = last[1] == 'A' ? 'B' : 'A';
+    CHECK(hb_token_peek_exp(t, strlen(t), &exp));
+    /* ...but what is not a JWT with a whole-number exp gives none. */
+    CHECK(!hb_token_peek_exp("secret-password", 15, &exp));
+    CHECK(!hb_token_peek_exp("a.b", 3, &exp));
+    CHECK(!hb_token_peek_exp("x.eyJleHAiOiJzb29uIn0.y", 23, &exp)); /* {"exp":"soon"} */
+    CHECK(!hb_token_peek_exp("x.eyJzdWIiOiJhIn0.y", 19, &exp));     /* {"sub":"a"} */
+    CHECK(!hb_token_peek_exp(t, 0, &exp));
+    free(t);
+    hb_keyring_finish(&ring);
+}
+
+static void test_secret_file_read_bounds_and_trim(void)
+{
+    write_file("tok", "abc\r\n", 5);
+    char *text = NULL, err[256];
+    size_t len = 0;
+    CHECK(hb_secret_file_read(path_of("tok"), 5, &text, &len, err, sizeof(err)));
+    CHECK_INT(len, 5);
+    CHECK_INT(text[len], '\0');
+    CHECK_INT(hb_secret_trim_newline(text, len), 3);
+    CHECK_INT(hb_secret_trim_newline("abc\n\n", 5), 4); /* only one newline */
+    CHECK_INT(hb_secret_trim_newline("", 0), 0);
+    hb_secret_free(text, len + 1);
+    CHECK(!hb_secret_file_read(path_of("tok"), 4, &text, &len, err, sizeof(err)));
+    CHECK(strstr(err, "not a regular file of at most 4 bytes") != NULL);
+    CHECK(!hb_secret_file_read(dir, 100, &text, &len, err, sizeof(err)));
+    CHECK(strstr(err, "not a regular file") != NULL);
+    CHECK(!hb_secret_file_read(path_of("missing"), 100, &text, &len, err, sizeof(err)));
+    CHECK(strstr(err, "No such file or directory") != NULL);
+    hb_secret_free(NULL, 10);
+}
+
 int main(void)
 {
     setup_keys();
@@ -967,6 +1012,8 @@ int main(void)
     RUN(test_acl_consumer_subscriptions_are_subsets);
     RUN(test_acl_read_through_a_shared_subscription_rule);
     RUN(test_acl_first_matching_rule_decides);
+    RUN(test_peek_exp_reads_without_verifying);
+    RUN(test_secret_file_read_bounds_and_trim);
     teardown_keys();
     return TESTING_DONE();
 }
