@@ -11,6 +11,13 @@ int64_t hb_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t hb_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t hb_interval_start(int64_t t_ms, int64_t interval_ms)
 {
     int64_t r = t_ms % interval_ms;

@@ -8,6 +8,9 @@
 /* Current wall-clock time, Unix milliseconds (CLOCK_REALTIME). */
 int64_t hb_now_ms(void);
 
+/* Milliseconds of CLOCK_MONOTONIC: for timeouts and backoff, never for binning. */
+int64_t hb_monotonic_ms(void);
+
 /* Start of the interval that contains t_ms. Rounds down, also for times before the epoch.
  * interval_ms must be > 0. */
 int64_t hb_interval_start(int64_t t_ms, int64_t interval_ms);

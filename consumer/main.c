@@ -3,7 +3,9 @@
  * the writer (batches into Redis) and this one (signals, reconnect ticks, stats lines). */
 #include "config.h"
 #include "heartbeat.h"
+#include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "redis.h"
 #include "stats.h"
@@ -24,6 +26,7 @@ struct options {
     const char *share_group;
     const char *client_id;
     const char *username, *password, *password_file;
+    const char *metrics;
     long buffer, batch_size, flush_ms, payload_max, stats_interval_s, drain_timeout_s;
 };
 
@@ -41,6 +44,7 @@ enum {
     OPT_STATS_INTERVAL,
     OPT_DRAIN_TIMEOUT,
     OPT_LOG_LEVEL,
+    OPT_METRICS,
 };
 
 static const char usage[] =
@@ -62,6 +66,8 @@ static const char usage_tail[] =
     "  --stats-interval S    seconds between stats lines on stderr, 0 for none (default 10)\n"
     "  --drain-timeout S     on shutdown, how long to retry an unreachable Redis (default 10)\n"
     "  --log-level LEVEL     error, warn, info or debug (env HB_LOG_LEVEL, default info)\n"
+    "  --metrics ADDR:PORT   serve GET /metrics (Prometheus) and /healthz there (env\n"
+    "                        HB_METRICS; default off)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n";
 
@@ -80,6 +86,7 @@ static const struct option long_options[] = {
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"metrics", required_argument, NULL, OPT_METRICS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -137,6 +144,7 @@ static int parse_options(struct options *o, int argc, char **argv)
     o->username = env_or("HB_MQTT_USERNAME", NULL);
     o->password = env_or("HB_MQTT_PASSWORD", NULL);
     o->password_file = env_or("HB_MQTT_PASSWORD_FILE", NULL);
+    o->metrics = env_or("HB_METRICS", NULL);
     o->buffer = 262144;
     o->batch_size = 2000;
     o->flush_ms = 50;
@@ -179,6 +187,9 @@ static int parse_options(struct options *o, int argc, char **argv)
             break;
         case OPT_PASSWORD_FILE:
             o->password_file = optarg;
+            break;
+        case OPT_METRICS:
+            o->metrics = optarg;
             break;
         case OPT_LOG_LEVEL:
             if (!hb_log_level_parse(optarg, &level)) {
@@ -261,6 +272,11 @@ int main(int argc, char **argv)
         HB_ERROR("--redis: %s", err);
         return 2;
     }
+    struct sockaddr_storage metrics_addr;
+    if (o.metrics != NULL && !hb_listen_parse(o.metrics, &metrics_addr, err, sizeof(err))) {
+        HB_ERROR("--metrics %s", err);
+        return 2;
+    }
     char default_id[96];
     if (o.client_id == NULL) {
         char host[48] = "host";
@@ -311,11 +327,24 @@ int main(int argc, char **argv)
         queue_close(&queue);
         goto out_writer;
     }
+    struct metrics metrics = {0};
+    if (o.metrics != NULL) {
+        struct metrics_sources src = {stats, &queue, &sub, (size_t)o.buffer};
+        if (!metrics_start(&metrics, &src, (struct sockaddr *)&metrics_addr)) {
+            HB_ERROR("--metrics: cannot listen on %s", o.metrics);
+            subscriber_finish(&sub, 0);
+            queue_close(&queue);
+            goto out_writer;
+        }
+        HB_INFO("metrics on %s (port %u): GET /metrics, /healthz", o.metrics,
+                metrics_port(&metrics));
+    }
     HB_INFO("hb-consumer %s: interval %ds, %zu broker(s), redis %s", HB_VERSION,
             o.common.interval_s, o.common.n_brokers, o.common.redis);
 
     run(&o, &signals, &sub, stats, &queue);
 
+    metrics_stop(&metrics);
     subscriber_finish(&sub, 2000);
     queue_close(&queue);
     rc = 0;

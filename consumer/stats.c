@@ -24,6 +24,8 @@ void stats_latency(struct stats *s, int64_t latency_ms)
     if (latency_ms > STATS_LATENCY_BUCKETS - 1)
         latency_ms = STATS_LATENCY_BUCKETS - 1;
     atomic_fetch_add_explicit(&s->latency_ms[latency_ms], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->latency_sum_ms, (unsigned long long)latency_ms,
+                              memory_order_relaxed);
 }
 
 void stats_batch(struct stats *s, unsigned long long heartbeats)

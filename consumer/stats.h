@@ -4,6 +4,7 @@
 #define HB_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ struct stats {
     atomic_ullong batches;
     atomic_ullong batch_max;
     atomic_ullong latency_ms[STATS_LATENCY_BUCKETS]; /* receive time minus the payload's ts */
+    atomic_ullong latency_sum_ms;            /* of the samples above, as counted (capped) */
+    atomic_bool redis_up;                    /* the writer holds a working Redis connection */
 };
 
 void stats_init(struct stats *s);

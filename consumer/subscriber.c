@@ -23,13 +23,6 @@ enum sub_state { SUB_IDLE, SUB_CONNECTING, SUB_CONNECTED, SUB_SUBSCRIBED };
 #define BACKOFF_MAX_MS 10000
 #define PASSWORD_FILE_MAX 16384
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void log_reject(struct subscriber *s, enum hb_reject reason, const char *topic,
                        size_t topic_len, size_t payload_len)
 {
@@ -190,7 +183,7 @@ static void on_connect_failed(void *context, MQTTAsync_failureData *response)
             response && response->message ? response->message
                                           : MQTTAsync_strerror(response ? response->code : -1),
             c->backoff_ms);
-    atomic_store(&c->retry_at, monotonic_ms() + c->backoff_ms);
+    atomic_store(&c->retry_at, hb_monotonic_ms() + c->backoff_ms);
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     atomic_store(&c->state, SUB_IDLE);
 }
@@ -219,7 +212,7 @@ static void start_connect(struct sub_client *c)
     int rc = MQTTAsync_connect(c->handle, &opts);
     if (rc != MQTTASYNC_SUCCESS) {
         HB_WARN("mqtt %s: connect: %s", c->uri, MQTTAsync_strerror(rc));
-        atomic_store(&c->retry_at, monotonic_ms() + c->backoff_ms);
+        atomic_store(&c->retry_at, hb_monotonic_ms() + c->backoff_ms);
         atomic_store(&c->state, SUB_IDLE);
     }
 }
@@ -292,7 +285,7 @@ bool subscriber_init(struct subscriber *s, const struct subscriber_config *cfg,
 
 void subscriber_tick(struct subscriber *s)
 {
-    int64_t now = monotonic_ms();
+    int64_t now = hb_monotonic_ms();
     for (size_t i = 0; i < s->n_clients; i++) {
         struct sub_client *c = &s->clients[i];
         if (atomic_load(&c->state) == SUB_IDLE && now >= atomic_load(&c->retry_at))
@@ -300,11 +293,16 @@ void subscriber_tick(struct subscriber *s)
     }
 }
 
+bool subscriber_client_ready(struct subscriber *s, size_t i)
+{
+    return i < s->n_clients && atomic_load(&s->clients[i].state) == SUB_SUBSCRIBED;
+}
+
 size_t subscriber_ready(struct subscriber *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->n_clients; i++)
-        n += atomic_load(&s->clients[i].state) == SUB_SUBSCRIBED;
+        n += subscriber_client_ready(s, i);
     return n;
 }
 
@@ -319,9 +317,9 @@ void subscriber_finish(struct subscriber *s, int timeout_ms)
         }
     }
     /* Wait for the disconnects so no message callback runs after we return. */
-    int64_t deadline = monotonic_ms() + timeout_ms;
+    int64_t deadline = hb_monotonic_ms() + timeout_ms;
     for (size_t i = 0; i < s->n_clients; i++) {
-        while (MQTTAsync_isConnected(s->clients[i].handle) && monotonic_ms() < deadline) {
+        while (MQTTAsync_isConnected(s->clients[i].handle) && hb_monotonic_ms() < deadline) {
             struct timespec ts = {0, 10 * 1000000L};
             nanosleep(&ts, NULL);
         }

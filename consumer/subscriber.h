@@ -67,6 +67,9 @@ void subscriber_tick(struct subscriber *s);
 /* Number of clients connected and subscribed. */
 size_t subscriber_ready(struct subscriber *s);
 
+/* Whether client i (the i-th broker) is connected and subscribed. Any thread may ask. */
+bool subscriber_client_ready(struct subscriber *s, size_t i);
+
 /* Disconnects (waiting up to timeout_ms for in-flight messages) and destroys the clients. After
  * it returns no callback runs any more. */
 void subscriber_finish(struct subscriber *s, int timeout_ms);

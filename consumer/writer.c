@@ -25,6 +25,7 @@ static const char write_script[] =
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define IDLE_PING_MS 2000
 
 static void sleep_ms(int ms)
 {
@@ -42,6 +43,7 @@ static long elapsed_ms(const struct timespec *since)
 
 static void disconnect(struct writer *w)
 {
+    atomic_store(&w->stats->redis_up, false);
     if (w->redis != NULL) {
         redisFree(w->redis);
         w->redis = NULL;
@@ -72,6 +74,7 @@ static bool connect_redis(struct writer *w)
         return false;
     }
     HB_INFO("redis: connected");
+    atomic_store(&w->stats->redis_up, true);
     return true;
 }
 
@@ -221,6 +224,35 @@ static bool write_batch(struct writer *w)
     return true;
 }
 
+/* While no heartbeat arrives, keeps the connection known to work (a PING every IDLE_PING_MS)
+ * or retries it with backoff, so redis_up, /healthz and the log tell the truth on a quiet
+ * consumer too, and the first heartbeat after a quiet spell finds a connection ready. */
+static void idle_check(struct writer *w, int64_t *next_ms, int *backoff)
+{
+    int64_t now = hb_monotonic_ms();
+    if (now < *next_ms)
+        return;
+    if (w->redis == NULL) {
+        if (connect_redis(w)) {
+            *backoff = BACKOFF_MIN_MS;
+            *next_ms = now + IDLE_PING_MS;
+        } else {
+            *next_ms = now + *backoff;
+            *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+        }
+        return;
+    }
+    redisReply *r = redisCommand(w->redis, "PING");
+    if (r == NULL || r->type != REDIS_REPLY_STATUS) {
+        HB_WARN("redis: PING failed: %s",
+                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+        atomic_fetch_add(&w->stats->redis_errors, 1);
+        disconnect(w);
+    }
+    freeReplyObject(r);
+    *next_ms = now + IDLE_PING_MS;
+}
+
 /* Counts everything still held as dropped: the batch and what is left in the queue. */
 static void drop_all(struct writer *w)
 {
@@ -240,6 +272,7 @@ static void *writer_main(void *arg)
     bool drained = false;  /* the queue is closed and empty */
     bool stopping = false; /* the queue is closed: the drain timeout runs */
     struct timespec stop_at = {0};
+    int64_t idle_next_ms = 0; /* connect right away, before the first heartbeat */
 
     for (;;) {
         if (w->batch.n_keys == 0) {
@@ -247,6 +280,8 @@ static void *writer_main(void *arg)
                 break;
             size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
                                  &drained);
+            if (n == 0 && !drained && !stopping)
+                idle_check(w, &idle_next_ms, &backoff);
             for (size_t i = 0; i < n; i++) {
                 if (!batch_add(&w->batch, &w->entries[i])) {
                     HB_ERROR("writer: out of memory; dropping a heartbeat");

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "ids.h"
 #include "keyfile.h"
+#include "listen.h"
 #include "log.h"
 #include "service.h"
 #include "token.h"
@@ -167,41 +168,12 @@ static int parse_options(struct options *o, int argc, char **argv)
     return 0;
 }
 
-/* Resolves "host:port" or "[v6]:port" (numeric port) into addr. */
 static bool parse_listen(const char *listen, struct sockaddr_storage *addr)
 {
-    char host[256];
-    const char *port;
-    if (listen[0] == '[') {
-        const char *end = strchr(listen, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - listen - 1) >= sizeof(host))
-            goto bad;
-        memcpy(host, listen + 1, (size_t)(end - listen - 1));
-        host[end - listen - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(listen, ':');
-        if (colon == NULL || (size_t)(colon - listen) >= sizeof(host))
-            goto bad;
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
-        port = colon + 1;
-    }
-    long port_n;
-    if (host[0] == '\0' || !hb_parse_long(port, 0, 65535, &port_n))
-        goto bad;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        HB_ERROR("--listen %s: %s", listen, gai_strerror(rc));
-        return false;
-    }
-    memset(addr, 0, sizeof(*addr));
-    memcpy(addr, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return true;
-bad:
-    HB_ERROR("--listen: expected ADDR:PORT or [IPv6]:PORT, got '%.80s'", listen);
+    char err[256];
+    if (hb_listen_parse(listen, addr, err, sizeof(err)))
+        return true;
+    HB_ERROR("--listen %s", err);
     return false;
 }
 

@@ -4,6 +4,7 @@ exit statuses, and hb-check's input and output forms against a real redis-server
 
 import json
 import os
+import socket
 import subprocess
 
 from harness import check, check_eq, free_port, main
@@ -148,6 +149,24 @@ def hb_consumer_password_options_are_checked_before_it_runs(env):
           f"no reason for the unreadable file: {err!r}")
 
 
+def hb_consumer_refuses_a_bad_metrics_address(env):
+    for bad in ("9102", "127.0.0.1:", "127.0.0.1:65536", "[::1]9102", ":9102"):
+        rc, _, err = env.run("consumer/hb-consumer", "--metrics", bad)
+        check_eq(rc, 2, f"--metrics {bad}: exit status")
+        check(f"--metrics expected ADDR:PORT or [IPv6]:PORT, got '{bad}'" in err,
+              f"--metrics {bad}: {err!r}")
+    # A port already taken: the consumer says so and exits 1.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        rc, _, err = env.run("consumer/hb-consumer", "--metrics", f"127.0.0.1:{taken}",
+                             "--broker", f"tcp://127.0.0.1:{free_port()}",
+                             "--redis", f"redis://127.0.0.1:{free_port()}")
+    check_eq(rc, 1, "--metrics on a taken port: exit status")
+    check(f"--metrics: cannot listen on 127.0.0.1:{taken}" in err, f"taken port: {err!r}")
+
+
 SCENARIOS = {f.__name__: f for f in [
     every_program_has_help_and_version,
     hb_check_reads_previous_interval_plain_json_and_stdin,
@@ -155,6 +174,7 @@ SCENARIOS = {f.__name__: f for f in [
     hb_check_rejects_bad_input_with_exit_status,
     hb_check_verify_reports_exact_mismatches,
     hb_consumer_password_options_are_checked_before_it_runs,
+    hb_consumer_refuses_a_bad_metrics_address,
 ]}
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ broker -> hb-consumer -> Redis -> hb-check. One scenario per meson test; run one
   HB_BUILD_DIR=build tests/integration/test_pipeline.py exact_counts_several_accounts
 """
 
+import http.client
 import json
 import signal
 
-from harness import (ALIGNED_DURATION, TRUTH_INTERVAL, check, check_eq, interval_start, main,
-                     now_ms, start_before_boundary, wait_for_interval_end, wait_for_interval_start,
-                     wait_until)
+from harness import (ALIGNED_DURATION, TRUTH_INTERVAL, check, check_eq, free_port,
+                     interval_start, main, now_ms, start_before_boundary, wait_for_interval_end,
+                     wait_for_interval_start, wait_until)
 
 INTERVAL = 2
 
@@ -337,6 +338,92 @@ def redis_killed_under_load_loses_nothing_and_leaves_no_key_without_ttl(env):
              (summary["published"], 0, 0), "accepted/dropped/expired")
 
 
+def http_get(port, path, method="GET"):
+    """(status, body) of one request to the consumer's metrics endpoint."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def parse_metrics(text):
+    """{'name{labels}': value} of the Prometheus text format; comments skipped."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def metrics_and_health_tell_the_truth(env):
+    redis, broker = env.redis(aof=False), env.mosquitto()
+    port = free_port()
+    consumer = env.consumer([broker], redis, 60, extra=["--metrics", f"127.0.0.1:{port}"])
+    wait_until(lambda: http_get(port, "/healthz") == (200, "ok\n"), 10, "/healthz ok")
+    pub = env.publisher(broker)
+    sent = publish_devices(pub, {"acctM": {"d1": 2, "d2": 1}})
+    pub.publish("hb/acct{x}/evil", b"")
+    pub.publish("hb/acctM/evil", b"{bad")
+    consumer.wait_stats(lambda s: s["written"] >= sent and s["rejected"] >= 2,
+                        what="heartbeats written and rejections counted")
+    status, text = http_get(port, "/metrics")
+    check_eq(status, 200, "GET /metrics status")
+    m = parse_metrics(text)
+    reasons = {r: 0 for r in ("bad_topic", "bad_id", "oversize", "not_json", "not_object",
+                              "retained")}
+    reasons.update(bad_id=1, not_json=1)
+    expected = {
+        "hb_consumer_messages_received_total": sent + 2,
+        "hb_consumer_heartbeats_accepted_total": sent,
+        "hb_consumer_heartbeats_written_total": sent,
+        "hb_consumer_heartbeats_dropped_total": 0,
+        "hb_consumer_heartbeats_expired_total": 0,
+        "hb_consumer_redis_errors_total": 0,
+        "hb_consumer_queue_length": 0,
+        "hb_consumer_queue_capacity": 262144,
+        "hb_consumer_redis_up": 1,
+        f'hb_consumer_mqtt_subscribed{{broker="{broker.uri}"}}': 1,
+        'hb_consumer_latency_seconds_bucket{le="+Inf"}': sent,
+        "hb_consumer_latency_seconds_count": sent,
+        f'hb_consumer_info{{version="{consumer_version(env)}"}}': 1,
+        **{f'hb_consumer_messages_rejected_total{{reason="{r}"}}': n for r, n in reasons.items()},
+    }
+    check_eq({k: m.get(k) for k in expected}, expected, "metrics")
+    buckets = [v for k, v in m.items() if k.startswith("hb_consumer_latency_seconds_bucket")]
+    check(buckets == sorted(buckets), f"histogram buckets not cumulative: {buckets}")
+    check_eq(http_get(port, "/metrics", "POST")[0], 405, "POST /metrics")
+    check_eq(http_get(port, "/nothing")[0], 404, "GET /nothing")
+
+    # Redis goes away with no traffic at all: health and metrics say so within seconds.
+    redis.stop()
+    wait_until(lambda: http_get(port, "/healthz") == (503, "redis: not connected\n"), 15,
+               "/healthz to report Redis down")
+    m = parse_metrics(http_get(port, "/metrics")[1])
+    check_eq(m["hb_consumer_redis_up"], 0, "redis_up while Redis is down")
+    check(m["hb_consumer_redis_errors_total"] >= 1, "no Redis error counted")
+    redis.start()
+    wait_until(lambda: http_get(port, "/healthz") == (200, "ok\n"), 15, "/healthz ok again")
+
+    # And the broker: unsubscribed is unhealthy too.
+    broker.stop()
+    down = (503, f"mqtt {broker.uri}: not subscribed\n")
+    wait_until(lambda: http_get(port, "/healthz") == down, 15, "/healthz to report the broker down")
+    broker.start()
+    wait_until(lambda: http_get(port, "/healthz") == (200, "ok\n"), 30,
+               "/healthz ok after the broker is back")
+    rc, _ = consumer.stop()
+    check_eq(rc, 0, "consumer exit status")
+
+
+def consumer_version(env):
+    _, out, _ = env.run("consumer/hb-consumer", "--version", check_rc=0)
+    return out.split()[1]
+
+
 SCENARIOS = {f.__name__: f for f in [
     redis_killed_under_load_loses_nothing_and_leaves_no_key_without_ttl,
     simulated_devices_match_truth_across_two_brokers,
@@ -350,6 +437,7 @@ SCENARIOS = {f.__name__: f for f in [
     sigterm_flushes_the_buffer,
     sigterm_with_redis_down_counts_what_is_lost,
     full_buffer_drops_are_counted,
+    metrics_and_health_tell_the_truth,
 ]}
 
 if __name__ == "__main__":

@@ -1,0 +1,217 @@
+/* The metrics endpoint on libmicrohttpd. Every value is read from the same atomics the stats
+ * line uses, so the two never disagree and a scrape takes no lock. The body is written with
+ * open_memstream and handed to libmicrohttpd, which frees it. */
+#include "metrics.h"
+
+#include "log.h"
+
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONNECTION_LIMIT 16
+#define CONNECTION_TIMEOUT_S 10
+
+/* Latency histogram bounds in ms, a subset of the 1 ms buckets the stats keep. */
+static const int latency_bounds_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
+
+static void counter(FILE *f, const char *name, const char *help, unsigned long long v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, v);
+}
+
+static void gauge(FILE *f, const char *name, const char *help, unsigned long long v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name, v);
+}
+
+/* A label value with \ " and newline escaped, as the text format requires. */
+static void label_value(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f);
+        if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void write_metrics(FILE *f, const struct metrics_sources *src)
+{
+    const struct stats *s = src->stats;
+    fprintf(f, "# HELP hb_consumer_info The consumer's version.\n# TYPE hb_consumer_info gauge\n"
+               "hb_consumer_info{version=\"%s\"} 1\n", HB_VERSION);
+    counter(f, "hb_consumer_messages_received_total", "MQTT messages that arrived.",
+            atomic_load(&s->received));
+    counter(f, "hb_consumer_heartbeats_accepted_total", "Valid heartbeats handed to the writer.",
+            atomic_load(&s->accepted));
+    counter(f, "hb_consumer_heartbeats_written_total", "Heartbeats acknowledged by Redis.",
+            atomic_load(&s->written));
+    fputs("# HELP hb_consumer_messages_rejected_total Messages refused, by reason.\n"
+          "# TYPE hb_consumer_messages_rejected_total counter\n", f);
+    for (int r = HB_OK + 1; r < HB_REJECT_COUNT; r++)
+        fprintf(f, "hb_consumer_messages_rejected_total{reason=\"%s\"} %llu\n",
+                hb_reject_name((enum hb_reject)r), atomic_load(&s->rejected[r]));
+    counter(f, "hb_consumer_heartbeats_dropped_total",
+            "Valid heartbeats lost: the buffer was full, or Redis stayed down at shutdown.",
+            atomic_load(&s->dropped));
+    counter(f, "hb_consumer_heartbeats_expired_total",
+            "Valid heartbeats not written because their key's life ended while Redis was down.",
+            atomic_load(&s->expired));
+    counter(f, "hb_consumer_redis_errors_total",
+            "Failed connects, lost connections and error replies of Redis.",
+            atomic_load(&s->redis_errors));
+    counter(f, "hb_consumer_batches_total", "Batches written to Redis.", atomic_load(&s->batches));
+    gauge(f, "hb_consumer_queue_length", "Heartbeats waiting for the writer.",
+          queue_length(src->queue));
+    gauge(f, "hb_consumer_queue_capacity", "Heartbeats the buffer holds (--buffer).",
+          src->queue_capacity);
+    gauge(f, "hb_consumer_redis_up", "1 while the writer holds a working Redis connection.",
+          atomic_load(&s->redis_up));
+    fputs("# HELP hb_consumer_mqtt_subscribed 1 while subscribed on this broker.\n"
+          "# TYPE hb_consumer_mqtt_subscribed gauge\n", f);
+    for (size_t i = 0; i < src->subscriber->cfg.n_brokers; i++) {
+        fputs("hb_consumer_mqtt_subscribed{broker=\"", f);
+        label_value(f, src->subscriber->cfg.brokers[i]);
+        fprintf(f, "\"} %d\n", subscriber_client_ready(src->subscriber, i) ? 1 : 0);
+    }
+    fputs("# HELP hb_consumer_latency_seconds Receive time minus the payload's ts.\n"
+          "# TYPE hb_consumer_latency_seconds histogram\n", f);
+    unsigned long long seen = 0;
+    int next = 0;
+    for (size_t b = 0; b < sizeof(latency_bounds_ms) / sizeof(latency_bounds_ms[0]); b++) {
+        /* Bucket i of the stats holds latencies in [i, i+1) ms, so "<= bound" is buckets
+         * below the bound plus the one at it (whole milliseconds). */
+        for (; next <= latency_bounds_ms[b]; next++)
+            seen += atomic_load(&s->latency_ms[next]);
+        fprintf(f, "hb_consumer_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                latency_bounds_ms[b] / 1000.0, seen);
+    }
+    for (; next < STATS_LATENCY_BUCKETS; next++)
+        seen += atomic_load(&s->latency_ms[next]);
+    fprintf(f, "hb_consumer_latency_seconds_bucket{le=\"+Inf\"} %llu\n", seen);
+    fprintf(f, "hb_consumer_latency_seconds_sum %.3f\n",
+            (double)atomic_load(&s->latency_sum_ms) / 1000.0);
+    fprintf(f, "hb_consumer_latency_seconds_count %llu\n", seen);
+}
+
+/* 200 "ok" when ready, else 503 and one line per reason. */
+static int write_health(FILE *f, const struct metrics_sources *src)
+{
+    int status = MHD_HTTP_OK;
+    if (!atomic_load(&src->stats->redis_up)) {
+        fputs("redis: not connected\n", f);
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < src->subscriber->cfg.n_brokers; i++) {
+        if (!subscriber_client_ready(src->subscriber, i)) {
+            fprintf(f, "mqtt %s: not subscribed\n", src->subscriber->cfg.brokers[i]);
+            status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        }
+    }
+    if (status == MHD_HTTP_OK)
+        fputs("ok\n", f);
+    return status;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, int status, const char *type,
+                               char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+    static int first_call_marker;
+    const struct metrics *m = cls;
+    if (*con_cls == NULL) { /* headers only so far: answer on the next call */
+        *con_cls = &first_call_marker;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) { /* nothing here takes a body: skip it */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    if (f == NULL)
+        return MHD_NO;
+    int status = MHD_HTTP_OK;
+    const char *type = "text/plain; charset=utf-8";
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        fputs("method not allowed\n", f);
+    } else if (strcmp(url, "/metrics") == 0) {
+        type = "text/plain; version=0.0.4; charset=utf-8";
+        write_metrics(f, &m->src);
+    } else if (strcmp(url, "/healthz") == 0) {
+        status = write_health(f, &m->src);
+    } else {
+        status = MHD_HTTP_NOT_FOUND;
+        fputs("not found: try /metrics or /healthz\n", f);
+    }
+    if (fclose(f) != 0) {
+        free(body);
+        return MHD_NO;
+    }
+    return respond(c, status, type, body, len);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[256];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\r\n")] = '\0';
+    HB_WARN("metrics: %s", line);
+}
+
+bool metrics_start(struct metrics *m, const struct metrics_sources *src,
+                   const struct sockaddr *addr)
+{
+    memset(m, 0, sizeof(*m));
+    m->src = *src;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (addr->sa_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    m->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER,
+                                 mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+                                 MHD_OPTION_END);
+    return m->daemon != NULL;
+}
+
+unsigned metrics_port(const struct metrics *m)
+{
+    const union MHD_DaemonInfo *info =
+        m->daemon ? MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    return info ? info->port : 0;
+}
+
+void metrics_stop(struct metrics *m)
+{
+    if (m->daemon != NULL)
+        MHD_stop_daemon(m->daemon);
+    m->daemon = NULL;
+}
