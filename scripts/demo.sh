@@ -42,6 +42,7 @@ wait_for() { # what, command...
 
 mqtt_port=$(free_port)
 redis_port=$(free_port)
+metrics_port=$(free_port)
 
 # A fresh HS256 key for this demo. mosquitto, started as root, drops to its own user before it
 # loads the plugin: give that user the key (group-readable) and its own copy of the plugin.
@@ -77,7 +78,8 @@ export HB_BROKER=tcp://127.0.0.1:$mqtt_port HB_REDIS=redis://127.0.0.1:$redis_po
 export HB_INTERVAL=$INTERVAL
 # The consumer's credential allows subscribing to heartbeats and nothing else.
 HB_MQTT_USERNAME=consumer HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer) \
-  "$bin/consumer/hb-consumer" --stats-interval 5 >"$work/consumer.log" 2>&1 & pids+=($!)
+  "$bin/consumer/hb-consumer" --stats-interval 5 --metrics "127.0.0.1:$metrics_port" \
+  >"$work/consumer.log" 2>&1 & pids+=($!)
 consumer_pid=$!
 wait_for "the consumer to subscribe" grep -q "subscribed to" "$work/consumer.log"
 
@@ -85,6 +87,22 @@ echo "simulating $ACCOUNTS accounts with $DEVICES devices each for ${DURATION}s,
      "heartbeat every 2s, ${INTERVAL}s intervals, one token per device..."
 "$bin/publisher-sim/hb-sim" --accounts "$ACCOUNTS" --devices-per-account "$DEVICES" \
   --heartbeat 2 --duration "$DURATION" --key "$key" --truth "$work/truth.jsonl"
+
+echo "the consumer's health check and metrics (http://127.0.0.1:$metrics_port/healthz, /metrics):"
+python3 - "$metrics_port" <<'PY'
+import sys, urllib.error, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+try:
+    with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+        print(f"  /healthz {r.status} {r.read().decode().strip()}")
+except urllib.error.HTTPError as e:
+    print(f"  /healthz {e.code} {e.read().decode().strip()}")
+with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+    for line in r.read().decode().splitlines():
+        if line.startswith(("hb_consumer_messages_received", "hb_consumer_heartbeats_",
+                            "hb_consumer_redis_up", "hb_consumer_mqtt_subscribed")):
+            print("  " + line)
+PY
 
 # The consumer writes a batch at most every 50 ms; stop it so its buffer is flushed for sure.
 kill -TERM "$consumer_pid"; wait "$consumer_pid" || true
