@@ -44,8 +44,10 @@ static void label_value(FILE *f, const char *v)
 static void write_metrics(FILE *f, const struct metrics_sources *src)
 {
     const struct stats *s = src->stats;
-    fprintf(f, "# HELP hb_consumer_info The consumer's version.\n# TYPE hb_consumer_info gauge\n"
-               "hb_consumer_info{version=\"%s\"} 1\n", HB_VERSION);
+    fprintf(f,
+            "# HELP hb_consumer_info The consumer's version.\n# TYPE hb_consumer_info gauge\n"
+            "hb_consumer_info{version=\"%s\"} 1\n",
+            HB_VERSION);
     counter(f, "hb_consumer_messages_received_total", "MQTT messages that arrived.",
             atomic_load(&s->received));
     counter(f, "hb_consumer_heartbeats_accepted_total", "Valid heartbeats handed to the writer.",
@@ -53,7 +55,8 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
     counter(f, "hb_consumer_heartbeats_written_total", "Heartbeats acknowledged by Redis.",
             atomic_load(&s->written));
     fputs("# HELP hb_consumer_messages_rejected_total Messages refused, by reason.\n"
-          "# TYPE hb_consumer_messages_rejected_total counter\n", f);
+          "# TYPE hb_consumer_messages_rejected_total counter\n",
+          f);
     for (int r = HB_OK + 1; r < HB_REJECT_COUNT; r++)
         fprintf(f, "hb_consumer_messages_rejected_total{reason=\"%s\"} %llu\n",
                 hb_reject_name((enum hb_reject)r), atomic_load(&s->rejected[r]));
@@ -74,14 +77,16 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
     gauge(f, "hb_consumer_redis_up", "1 while the writer holds a working Redis connection.",
           atomic_load(&s->redis_up));
     fputs("# HELP hb_consumer_mqtt_subscribed 1 while subscribed on this broker.\n"
-          "# TYPE hb_consumer_mqtt_subscribed gauge\n", f);
+          "# TYPE hb_consumer_mqtt_subscribed gauge\n",
+          f);
     for (size_t i = 0; i < src->subscriber->cfg.n_brokers; i++) {
         fputs("hb_consumer_mqtt_subscribed{broker=\"", f);
         label_value(f, src->subscriber->cfg.brokers[i]);
         fprintf(f, "\"} %d\n", subscriber_client_ready(src->subscriber, i) ? 1 : 0);
     }
     fputs("# HELP hb_consumer_latency_seconds Receive time minus the payload's ts.\n"
-          "# TYPE hb_consumer_latency_seconds histogram\n", f);
+          "# TYPE hb_consumer_latency_seconds histogram\n",
+          f);
     unsigned long long seen = 0;
     int next = 0;
     for (size_t b = 0; b < sizeof(latency_bounds_ms) / sizeof(latency_bounds_ms[0]); b++) {
@@ -119,8 +124,8 @@ static int write_health(FILE *f, const struct metrics_sources *src)
     return status;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *c, int status, const char *type,
-                               char *body, size_t len)
+static enum MHD_Result respond(struct MHD_Connection *c, int status, const char *type, char *body,
+                               size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
@@ -194,11 +199,10 @@ bool metrics_start(struct metrics *m, const struct metrics_sources *src,
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    m->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER,
-                                 mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-                                 MHD_OPTION_END);
+    m->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     return m->daemon != NULL;
 }
 

@@ -24,8 +24,8 @@ static void test_listen_ipv4_ipv6_and_names(void)
 
 static void test_listen_refusals_say_why(void)
 {
-    static const char *const bad[] = {"9102",      ":9102",       "127.0.0.1:",  "127.0.0.1:65536",
-                                      "[::1]9102", "[::1:9102",   "host:-1",     "host:12a",
+    static const char *const bad[] = {"9102",      ":9102",       "127.0.0.1:", "127.0.0.1:65536",
+                                      "[::1]9102", "[::1:9102",   "host:-1",    "host:12a",
                                       "[]:80",     "127.0.0.1:+1"};
     struct sockaddr_storage a;
     char err[256];
