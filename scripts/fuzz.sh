@@ -21,7 +21,7 @@ for arg in "$@"; do
     case $arg in
     --merge) merge=1 ;;
     -h | --help) usage; exit 0 ;;
-    '' | *[!0-9]*) usage >&2; exit 2 ;;
+    '' | *[!0-9]* | 0) usage >&2; exit 2 ;; # libFuzzer takes 0 s as no limit
     *) seconds=$arg ;;
     esac
 done
