@@ -27,6 +27,7 @@ struct options {
     const char *client_id;
     const char *username, *password, *password_file;
     const char *metrics;
+    const char *ca_file;
     long buffer, batch_size, flush_ms, payload_max, stats_interval_s, drain_timeout_s;
 };
 
@@ -45,6 +46,7 @@ enum {
     OPT_DRAIN_TIMEOUT,
     OPT_LOG_LEVEL,
     OPT_METRICS,
+    OPT_CA_FILE,
 };
 
 static const char usage[] =
@@ -57,6 +59,8 @@ static const char usage_tail[] =
     "  --client-id ID        MQTT client id (default hb-consumer-<host>-<pid>)\n"
     "  --username U          MQTT user name (env HB_MQTT_USERNAME)\n"
     "  --password P          MQTT password or token (env HB_MQTT_PASSWORD; prefer the env)\n"
+    "  --ca-file F           CA certificates (PEM) for ssl://, mqtts:// and wss:// brokers\n"
+    "                        (env HB_MQTT_CA_FILE; default: the system's trust store)\n"
     "  --password-file F     read the password from F, again before every reconnect, so a\n"
     "                        renewed token needs no restart (env HB_MQTT_PASSWORD_FILE)\n"
     "  --buffer N            heartbeats held while Redis is unreachable (default 262144)\n"
@@ -87,6 +91,7 @@ static const struct option long_options[] = {
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -145,6 +150,7 @@ static int parse_options(struct options *o, int argc, char **argv)
     o->password = env_or("HB_MQTT_PASSWORD", NULL);
     o->password_file = env_or("HB_MQTT_PASSWORD_FILE", NULL);
     o->metrics = env_or("HB_METRICS", NULL);
+    o->ca_file = env_or("HB_MQTT_CA_FILE", NULL);
     o->buffer = 262144;
     o->batch_size = 2000;
     o->flush_ms = 50;
@@ -190,6 +196,9 @@ static int parse_options(struct options *o, int argc, char **argv)
             break;
         case OPT_METRICS:
             o->metrics = optarg;
+            break;
+        case OPT_CA_FILE:
+            o->ca_file = optarg;
             break;
         case OPT_LOG_LEVEL:
             if (!hb_log_level_parse(optarg, &level)) {
@@ -272,6 +281,10 @@ int main(int argc, char **argv)
         HB_ERROR("--redis: %s", err);
         return 2;
     }
+    if (o.ca_file != NULL && access(o.ca_file, R_OK) != 0) {
+        HB_ERROR("--ca-file %s: %s", o.ca_file, strerror(errno));
+        return 2;
+    }
     struct sockaddr_storage metrics_addr;
     if (o.metrics != NULL && !hb_listen_parse(o.metrics, &metrics_addr, err, sizeof(err))) {
         HB_ERROR("--metrics %s", err);
@@ -318,6 +331,7 @@ int main(int argc, char **argv)
         .username = o.username,
         .password = o.password,
         .password_file = o.password_file,
+        .ca_file = o.ca_file,
         .interval_s = o.common.interval_s,
         .payload_max = (size_t)o.payload_max,
         .keepalive_s = 30,

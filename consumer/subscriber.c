@@ -188,6 +188,24 @@ static void on_connect_failed(void *context, MQTTAsync_failureData *response)
     atomic_store(&c->state, SUB_IDLE);
 }
 
+/* Whether paho will speak TLS to this broker. */
+static bool uri_is_tls(const char *uri)
+{
+    return strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
+           strncmp(uri, "wss://", 6) == 0;
+}
+
+/* OpenSSL's reasons for a failed handshake (an unknown CA, a wrong name), on paho's thread. */
+static int on_tls_error(const char *str, size_t len, void *context)
+{
+    struct sub_client *c = context;
+    int n = len > 300 ? 300 : (int)len;
+    while (n > 0 && (str[n - 1] == '\n' || str[n - 1] == '\r'))
+        n--;
+    HB_WARN("mqtt %s: TLS: %.*s", c->uri, n, str);
+    return 1;
+}
+
 static void start_connect(struct sub_client *c)
 {
     const struct subscriber_config *cfg = &c->owner->cfg;
@@ -208,6 +226,15 @@ static void start_connect(struct sub_client *c)
         log_token_expiry(c, opts.password, strlen(opts.password));
     opts.onFailure = on_connect_failed;
     opts.context = c;
+    MQTTAsync_SSLOptions tls = MQTTAsync_SSLOptions_initializer;
+    if (uri_is_tls(c->uri)) {
+        tls.trustStore = cfg->ca_file;
+        tls.enableServerCertAuth = 1;
+        tls.verify = 1; /* the certificate must name the host of the URI */
+        tls.ssl_error_cb = on_tls_error;
+        tls.ssl_error_context = c;
+        opts.ssl = &tls;
+    }
     atomic_store(&c->state, SUB_CONNECTING);
     int rc = MQTTAsync_connect(c->handle, &opts);
     if (rc != MQTTASYNC_SUCCESS) {

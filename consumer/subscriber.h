@@ -24,6 +24,10 @@ struct subscriber_config {
     /* When set, the password is read from this file before every connect and reconnect (one
      * trailing newline stripped), so a renewed token is picked up without a restart. */
     const char *password_file;
+    /* For ssl://, mqtts:// and wss:// brokers: CA certificates (PEM) that the broker's
+     * certificate must chain to, or NULL for the system's trust store. The broker's name is
+     * always verified against its certificate. */
+    const char *ca_file;
     int interval_s;
     size_t payload_max;
     int keepalive_s;

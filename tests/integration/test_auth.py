@@ -716,6 +716,94 @@ def consumer_renews_its_token_from_the_password_file(env):
     s.finish()
 
 
+def tls_certificates(directory):
+    """A CA and a server certificate for DNS name localhost signed by it, and a second CA that
+    signed nothing here; PEM files in directory, world-readable (no secrets worth keeping)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject, key, issuer, issuer_key, ca, san=None):
+        b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    def write(fname, data):
+        path = os.path.join(directory, fname)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o644)
+        return path
+
+    pem = serialization.Encoding.PEM
+    files = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("hb test CA", ca_key, "hb test CA", ca_key, True)
+    files["ca"] = write("ca.pem", ca.public_bytes(pem))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = cert("localhost", server_key, "hb test CA", ca_key, False, san="localhost")
+    files["cert"] = write("server.pem", server.public_bytes(pem))
+    files["key"] = write("server.key", server_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    files["other_ca"] = write("other-ca.pem", cert("another CA", other_key, "another CA",
+                                                   other_key, True).public_bytes(pem))
+    return files
+
+
+def consumer_over_tls_verifies_the_broker(env):
+    """The consumer speaks TLS to an ssl:// broker and checks its certificate: the right CA
+    and name connect and count; an unknown CA or a name the certificate does not carry is
+    refused with OpenSSL's reason, and nothing is subscribed."""
+    tls_dir = os.path.join(env.dir, "tls")
+    os.makedirs(tls_dir)
+    os.chmod(env.dir, 0o711)
+    os.chmod(tls_dir, 0o755)
+    files = tls_certificates(tls_dir)
+    tls_port = free_port()
+    broker = env.mosquitto(extra_conf=f"listener {tls_port} 127.0.0.1\n"
+                                      f"certfile {files['cert']}\nkeyfile {files['key']}\n")
+    redis = env.redis(aof=False)
+    consumer = env.consumer([], redis, 60, extra=[
+        "--broker", f"ssl://localhost:{tls_port}", "--ca-file", files["ca"]])
+    consumer.wait_subscribed(1)
+    pub = env.publisher(broker)
+    pub.heartbeat("acctT", "tv-1")
+    consumer.wait_stats(lambda st: st["written"] >= 1, what="the heartbeat written over TLS")
+    check_eq(redis.snapshot().popitem()[1], {"tv-1": 1}, "the heartbeat in Redis")
+
+    for name, uri, ca, reason in [
+            ("wrong-ca", f"ssl://localhost:{tls_port}", files["other_ca"],
+             "certificate verify failed"),
+            # The right CA, but the certificate names localhost only; paho checks the name
+            # after the handshake and gives OpenSSL no error to report.
+            ("wrong-name", f"ssl://127.0.0.1:{tls_port}", files["ca"], None),
+            ("no-tls", f"tcp://127.0.0.1:{tls_port}", files["ca"], None)]:
+        p = Process(name, [env.binary("consumer/hb-consumer"), "--redis", redis.uri,
+                           "--broker", uri, "--ca-file", ca, "--stats-interval", "1"], env.dir)
+        env._cleanup.append(lambda p=p: p.stop())
+        wait_until(lambda p=p: p.output().count("connect failed") >= 2, 30,
+                   f"{name}: two refused connects")
+        out = p.output()
+        check(": subscribed to " not in out, f"{name}: subscribed anyway:\n{out[-2000:]}")
+        if reason:
+            check(f"mqtt {uri}: TLS: " in out and reason in out,
+                  f"{name}: no TLS reason '{reason}' logged:\n{out[-2000:]}")
+        p.stop()
+    _, stats = consumer.stop()
+    check_eq((stats["received"], stats["written"]), (1, 1), "received/written over TLS")
+
+
 def deploy_config_tcp_and_websockets(env):
     """deploy/mosquitto-auth.conf itself, with only ports, plugin and key paths replaced."""
     s = Stack(env, consumer=False)
@@ -782,6 +870,7 @@ SCENARIOS = {f.__name__: f for f in [
     key_rotation_both_keys_work_then_old_key_removed,
     expired_token_is_cut_off_while_connected,
     consumer_renews_its_token_from_the_password_file,
+    consumer_over_tls_verifies_the_broker,
     deploy_config_tcp_and_websockets,
 ]}
 for _name in REFUSALS:

@@ -147,6 +147,9 @@ def hb_consumer_password_options_are_checked_before_it_runs(env):
     check_eq(rc, 1, "unreadable --password-file: exit status")
     check(f"--password-file {missing}: No such file or directory" in err,
           f"no reason for the unreadable file: {err!r}")
+    rc, _, err = env.run("consumer/hb-consumer", "--ca-file", missing)
+    check_eq(rc, 2, "unreadable --ca-file: exit status")
+    check(f"--ca-file {missing}: No such file or directory" in err, f"--ca-file: {err!r}")
 
 
 def hb_consumer_refuses_a_bad_metrics_address(env):
