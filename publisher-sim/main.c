@@ -413,6 +413,7 @@ int main(int argc, char **argv)
                 .username = o.username,
                 .password = o.password,
                 .key = o.key_path ? &key : NULL,
+                .ca_file = o.ca_file,
                 .token_ttl_s = token_ttl_s,
                 .payload = &payload,
                 .qos = o.qos,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     OPT_ACCOUNTS = HB_OPT_FIRST_PROGRAM_OPTION,
@@ -42,6 +43,7 @@ enum {
     OPT_PAYLOAD_TEMPLATE,
     OPT_KEEPALIVE,
     OPT_PROGRESS,
+    OPT_CA_FILE,
 };
 
 static const struct option long_options[] = {
@@ -71,6 +73,7 @@ static const struct option long_options[] = {
     {"payload-template", required_argument, NULL, OPT_PAYLOAD_TEMPLATE},
     {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
     {"progress", required_argument, NULL, OPT_PROGRESS},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -105,6 +108,8 @@ static const char usage_tail[] =
     "                        its own ephemeral ports)\n"
     "  --qos 0|1             MQTT QoS of heartbeats (default 1)\n"
     "  --keepalive S         MQTT keepalive, 5..65535 seconds (default 60)\n"
+    "  --ca-file FILE        CA certificates (PEM) that ssl:// and mqtts:// brokers must\n"
+    "                        chain to (default: the system's); the name is checked too\n"
     "  --username U          MQTT user name of every device (default: its account id)\n"
     "  --password P          MQTT password of every device (default: none)\n"
     "  --key FILE            mint a token per device with this key (PEM EC key or HMAC\n"
@@ -179,13 +184,22 @@ bool options_range_parse(const char *arg, unsigned max, unsigned *min_out, unsig
 
 bool options_broker_parse(const char *uri, struct options_broker *out, char *err, size_t errlen)
 {
-    const char *p;
-    if (strncmp(uri, "tcp://", 6) == 0) {
-        p = uri + 6;
-    } else if (strncmp(uri, "mqtt://", 7) == 0) {
-        p = uri + 7;
-    } else {
-        snprintf(err, errlen, "'%s': expected tcp://host:port or mqtt://host:port", uri);
+    static const struct {
+        const char *scheme;
+        bool tls;
+    } schemes[] = {{"tcp://", false}, {"mqtt://", false}, {"ssl://", true}, {"mqtts://", true}};
+    const char *p = NULL;
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && p == NULL; i++) {
+        size_t n = strlen(schemes[i].scheme);
+        if (strncmp(uri, schemes[i].scheme, n) == 0) {
+            p = uri + n;
+            out->tls = schemes[i].tls;
+        }
+    }
+    if (p == NULL) {
+        snprintf(err, errlen,
+                 "'%s': expected tcp://host:port or mqtt://host:port (ssl:// or mqtts:// for TLS)",
+                 uri);
         return false;
     }
     const char *host = p, *host_end;
@@ -206,7 +220,7 @@ bool options_broker_parse(const char *uri, struct options_broker *out, char *err
         snprintf(err, errlen, "'%s': host is empty or too long", uri);
         return false;
     }
-    long port = 1883;
+    long port = out->tls ? 8883 : 1883;
     if (*p == ':') {
         char *end = NULL;
         errno = 0;
@@ -446,6 +460,13 @@ static int apply(struct options *o, int opt, const char *arg)
     }
     case OPT_KEY:
         o->key_path = arg;
+        return 1;
+    case OPT_CA_FILE:
+        if (access(arg, R_OK) != 0) {
+            HB_ERROR("--ca-file %s: %s", arg, strerror(errno));
+            return -1;
+        }
+        o->ca_file = arg;
         return 1;
     case OPT_KID:
         if (!hb_id_valid(arg, strlen(arg))) {

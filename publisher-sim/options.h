@@ -9,10 +9,12 @@
 
 #include "config.h"
 
-/* One MQTT broker address from tcp://host:port or mqtt://host:port. */
+/* One MQTT broker address from tcp://host:port or mqtt://host:port, or with TLS from
+ * ssl://host:port or mqtts://host:port. */
 struct options_broker {
     char host[256];
     int port;
+    bool tls;
 };
 
 #define OPTIONS_SOURCES_MAX 1024 /* --source-address addresses, ranges expanded */
@@ -43,6 +45,7 @@ struct options {
     const char *key_path; /* mint a token per device with this key; NULL: no tokens */
     const char *kid;      /* NULL: the key file's name without directory and extension */
     double token_ttl_s;   /* 0: the run's duration plus OPTIONS_TOKEN_MARGIN_S */
+    const char *ca_file;  /* TLS brokers: CA certificates (PEM); NULL: the system's */
     const char *payload_template_path;
     const char *truth_path;
     double progress_s; /* seconds between progress lines; 0: 1 on a terminal, 10 otherwise */
@@ -70,8 +73,8 @@ void options_finish(struct options *o);
  * range is reversed, or the addresses would exceed OPTIONS_SOURCES_MAX. */
 bool options_sources_add(struct options *o, const char *arg, char *err, size_t errlen);
 
-/* Parses tcp://host:port or mqtt://host:port (port defaults to 1883; an IPv6 host is written
- * [addr]). Returns false with a reason in err when uri is malformed. */
+/* Parses tcp://host:port or mqtt://host:port (port defaults to 1883), or ssl:// or mqtts://
+ * for TLS (port defaults to 8883); an IPv6 host is written [addr]. Returns false with a reason in err when uri is malformed. */
 bool options_broker_parse(const char *uri, struct options_broker *out, char *err, size_t errlen);
 
 /* Parses "M" or "MIN-MAX" (0 <= MIN <= MAX <= max). False when malformed or out of range. */

@@ -358,6 +358,16 @@ static void device_settle(struct sim *s, struct device *d)
     }
 }
 
+/* TLS to the broker: its certificate must chain to cfg.ca_file (or the system's CAs) and
+ * name the host connected to (libmosquitto checks the name unless told to be insecure). Each
+ * client builds its own SSL context, so TLS costs memory and connect time per device. */
+static int set_tls(struct sim *s, struct device *d)
+{
+    if (s->cfg.ca_file != NULL)
+        return mosquitto_tls_set(d->mosq, s->cfg.ca_file, NULL, NULL, NULL, NULL);
+    return mosquitto_int_option(d->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+}
+
 /* Sets the client's credentials: the configured ones, or a token minted now for this device
  * (pinned to its id, the client id) with the account as user name. False when no token could
  * be minted (counted and logged). */
@@ -415,6 +425,8 @@ static void device_connect(struct sim *s, struct device *d)
         return;
     }
     int rc = mosquitto_int_option(d->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (rc == MOSQ_ERR_SUCCESS && b->tls)
+        rc = set_tls(s, d);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_connect_bind_async(d->mosq, b->host, b->port, s->cfg.keepalive_s, source);
     if (rc != MOSQ_ERR_SUCCESS) {

@@ -55,6 +55,7 @@ struct sim_config {
     const char *username;     /* NULL: each device uses its account id */
     const char *password;     /* NULL: none (ignored when key is set) */
     const struct hb_key *key; /* non-NULL: each connect mints a device token as the password */
+    const char *ca_file;      /* TLS brokers: CA certificates (PEM); NULL: the system's */
     int64_t token_ttl_s;
     const struct payload_template *payload;
     int qos; /* 0 or 1 */

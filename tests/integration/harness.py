@@ -136,6 +136,59 @@ def sanitizer_env():
     return env
 
 
+def tls_certificates(directory):
+    """A CA and a server certificate for DNS name localhost signed by it, and a second CA that
+    signed nothing here: {"ca", "cert", "key", "other_ca"} -> PEM files made in directory,
+    readable by the broker's user (test keys, no secrets worth keeping)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    os.makedirs(directory, exist_ok=True)
+    os.chmod(directory, 0o755)
+    os.chmod(os.path.dirname(directory), 0o711)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject, key, issuer, issuer_key, ca, san=None):
+        b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    def write(fname, data):
+        path = os.path.join(directory, fname)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o644)
+        return path
+
+    pem = serialization.Encoding.PEM
+    files = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("hb test CA", ca_key, "hb test CA", ca_key, True)
+    files["ca"] = write("ca.pem", ca.public_bytes(pem))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = cert("localhost", server_key, "hb test CA", ca_key, False, san="localhost")
+    files["cert"] = write("server.pem", server.public_bytes(pem))
+    files["key"] = write("server.key", server_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    files["other_ca"] = write("other-ca.pem", cert("another CA", other_key, "another CA",
+                                                   other_key, True).public_bytes(pem))
+    return files
+
+
+
 class Process:
     """A child process with its output in a file of the test directory."""
 

@@ -26,8 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness import (BUILD, SOURCE, Process, TestFailure, check, check_eq, free_port,
-                     sanitizer_env,
-                     wait_until)
+                     sanitizer_env, tls_certificates, wait_until)
 
 CONSUMER_ID = "hb-consumer-test"
 NOT_AUTHORIZED_V4 = 5        # CONNACK return code 5: not authorised
@@ -716,60 +715,11 @@ def consumer_renews_its_token_from_the_password_file(env):
     s.finish()
 
 
-def tls_certificates(directory):
-    """A CA and a server certificate for DNS name localhost signed by it, and a second CA that
-    signed nothing here; PEM files in directory, world-readable (no secrets worth keeping)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-    import datetime
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def cert(subject, key, issuer, issuer_key, ca, san=None):
-        b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(minutes=5))
-             .not_valid_after(now + datetime.timedelta(days=1))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if san:
-            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
-        return b.sign(issuer_key, hashes.SHA256())
-
-    def write(fname, data):
-        path = os.path.join(directory, fname)
-        with open(path, "wb") as f:
-            f.write(data)
-        os.chmod(path, 0o644)
-        return path
-
-    pem = serialization.Encoding.PEM
-    files = {}
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = cert("hb test CA", ca_key, "hb test CA", ca_key, True)
-    files["ca"] = write("ca.pem", ca.public_bytes(pem))
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = cert("localhost", server_key, "hb test CA", ca_key, False, san="localhost")
-    files["cert"] = write("server.pem", server.public_bytes(pem))
-    files["key"] = write("server.key", server_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    other_key = ec.generate_private_key(ec.SECP256R1())
-    files["other_ca"] = write("other-ca.pem", cert("another CA", other_key, "another CA",
-                                                   other_key, True).public_bytes(pem))
-    return files
-
-
 def consumer_over_tls_verifies_the_broker(env):
     """The consumer speaks TLS to an ssl:// broker and checks its certificate: the right CA
     and name connect and count; an unknown CA or a name the certificate does not carry is
     refused with OpenSSL's reason, and nothing is subscribed."""
-    tls_dir = os.path.join(env.dir, "tls")
-    os.makedirs(tls_dir)
-    os.chmod(env.dir, 0o711)
-    os.chmod(tls_dir, 0o755)
-    files = tls_certificates(tls_dir)
+    files = tls_certificates(os.path.join(env.dir, "tls"))
     tls_port = free_port()
     broker = env.mosquitto(extra_conf=f"listener {tls_port} 127.0.0.1\n"
                                       f"certfile {files['cert']}\nkeyfile {files['key']}\n")

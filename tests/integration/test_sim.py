@@ -17,8 +17,8 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from harness import (ALIGNED_DURATION, BUILD, TRUTH_INTERVAL, check, check_eq, main,
-                     sanitizer_env, start_before_boundary, wait_until)
+from harness import (ALIGNED_DURATION, BUILD, TRUTH_INTERVAL, check, check_eq, free_port, main,
+                     sanitizer_env, start_before_boundary, tls_certificates, wait_until)
 
 INTERVAL = TRUTH_INTERVAL
 
@@ -253,6 +253,39 @@ def a_run_that_cannot_fit_says_what_to_change(env):
              "workers chosen for the limit")
 
 
+def devices_publish_over_tls_and_check_the_broker(env):
+    """ssl:// brokers: devices verify the broker's certificate against --ca-file and their
+    heartbeats match the truth exactly; against a CA that did not sign it, every connect is
+    refused and nothing is published."""
+    files = tls_certificates(os.path.join(env.dir, "tls"))
+    tls_port = free_port()
+    broker = env.mosquitto(extra_conf=f"listener {tls_port} 127.0.0.1\n"
+                                      f"certfile {files['cert']}\nkeyfile {files['key']}\n")
+    redis = env.redis(aof=False)
+    consumer = env.consumer([broker], redis, INTERVAL)
+    tls_uri = f"ssl://localhost:{tls_port}"
+    truth = f"{env.dir}/truth.jsonl"
+    start_before_boundary()
+    _, s, _ = env.run("publisher-sim/hb-sim", "--broker", tls_uri, "--ca-file", files["ca"],
+                      "--interval", INTERVAL, "--quiet", "--json", "--accounts", 6,
+                      "--devices-per-account", 2, "--churn", 0, "--heartbeat", "0.5",
+                      "--duration", ALIGNED_DURATION, "--seed", 9, "--truth", truth,
+                      check_rc=0)
+    s = json.loads(s)
+    check_eq((s["devices"], s["ever_connected"], s["errors"], s["lost"]), (12, 12, 0, 0),
+             "devices, connected, errors, lost over TLS")
+    verify_exact(env, redis, consumer, s, truth)
+
+    rc, out, _ = env.run("publisher-sim/hb-sim", "--broker", tls_uri, "--ca-file",
+                         files["other_ca"], "--interval", INTERVAL, "--quiet", "--json",
+                         "--accounts", 2, "--devices-per-account", 2, "--churn", 0,
+                         "--duration", 2, "--seed", 9)
+    s = json.loads(out)
+    check_eq((s["ever_connected"], s["published"]), (0, 0), "connected, published with a wrong CA")
+    check(s["connect_failed"] >= 4, f"every device should fail to connect: {s}")
+    check(rc != 0, f"hb-sim exit status {rc} with no device connected")
+
+
 SCENARIOS = {f.__name__: f for f in [
     workers_truth_matches_the_checker_exactly,
     source_addresses_spread_connections_round_robin,
@@ -260,6 +293,7 @@ SCENARIOS = {f.__name__: f for f in [
     device_tokens_are_accepted_by_the_plugin,
     payload_template_is_what_devices_send,
     a_run_that_cannot_fit_says_what_to_change,
+    devices_publish_over_tls_and_check_the_broker,
 ]}
 
 if __name__ == "__main__":

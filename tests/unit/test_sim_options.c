@@ -56,6 +56,25 @@ static void test_broker_tcp_and_mqtt_uris_are_parsed(void)
     CHECK(options_broker_parse("tcp://[::1]:1885", &b, err, sizeof(err)));
     CHECK_STR(b.host, "::1");
     CHECK_INT(b.port, 1885);
+    CHECK(!b.tls);
+}
+
+static void test_broker_tls_uris_are_parsed(void)
+{
+    struct options_broker b;
+    char err[256];
+    CHECK(options_broker_parse("ssl://localhost", &b, err, sizeof(err)));
+    CHECK_STR(b.host, "localhost");
+    CHECK_INT(b.port, 8883);
+    CHECK(b.tls);
+    CHECK(options_broker_parse("mqtts://[::1]:9883", &b, err, sizeof(err)));
+    CHECK_STR(b.host, "::1");
+    CHECK_INT(b.port, 9883);
+    CHECK(b.tls);
+    CHECK(options_broker_parse("tcp://h", &b, err, sizeof(err)));
+    CHECK(!b.tls);
+    CHECK(!options_broker_parse("wss://h:8083", &b, err, sizeof(err)));
+    CHECK(strstr(err, "ssl:// or mqtts:// for TLS") != NULL);
 }
 
 static void test_broker_malformed_uris_are_rejected(void)
@@ -63,7 +82,7 @@ static void test_broker_malformed_uris_are_rejected(void)
     struct options_broker b;
     char err[256];
     CHECK(!options_broker_parse("127.0.0.1:1883", &b, err, sizeof(err)));
-    CHECK(!options_broker_parse("ssl://h:1883", &b, err, sizeof(err)));
+    CHECK(!options_broker_parse("http://h:1883", &b, err, sizeof(err)));
     CHECK(!options_broker_parse("tcp://:1883", &b, err, sizeof(err)));
     CHECK(!options_broker_parse("tcp://h:0", &b, err, sizeof(err)));
     CHECK(!options_broker_parse("tcp://h:65536", &b, err, sizeof(err)));
@@ -277,6 +296,7 @@ int main(void)
     RUN(test_range_min_max_is_parsed);
     RUN(test_range_malformed_is_rejected);
     RUN(test_broker_tcp_and_mqtt_uris_are_parsed);
+    RUN(test_broker_tls_uris_are_parsed);
     RUN(test_broker_malformed_uris_are_rejected);
     RUN(test_plan_ids_are_valid_unique_and_padded);
     RUN(test_plan_same_seed_gives_same_population);
