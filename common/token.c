@@ -586,6 +586,9 @@ static enum hb_token_error check_claims(const cJSON *claims, int64_t now_s,
     if (cJSON_GetObjectItemCaseSensitive(claims, "device") != NULL &&
         (out->role != HB_ROLE_DEVICE || !claim_id(claims, "device", out->device)))
         return HB_TOKEN_BAD_CLAIMS;
+    if (cJSON_GetObjectItemCaseSensitive(claims, "jti") != NULL &&
+        !claim_id(claims, "jti", out->jti))
+        return HB_TOKEN_BAD_CLAIMS;
 
     const cJSON *acl = cJSON_GetObjectItemCaseSensitive(claims, "acl");
     int n = cJSON_IsArray(acl) ? cJSON_GetArraySize(acl) : 0;

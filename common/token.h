@@ -95,6 +95,7 @@ struct hb_token_claims {
     char device[HB_ID_MAX + 1]; /* pinned client id, or "" */
     enum hb_token_role role;
     char kid[HB_ID_MAX + 1];
+    char jti[HB_ID_MAX + 1]; /* the token's id, or "" when it has none */
     int64_t iat, nbf, exp;
     struct hb_acl_rule rules[HB_ACL_RULES_MAX];
     size_t n_rules;
@@ -119,8 +120,8 @@ const char *hb_token_error_name(enum hb_token_error e);
  * filled only on HB_TOKEN_OK). Never trusts the header beyond choosing the key by kid; the
  * key's own algorithm is the only one accepted, checked before libjwt sees the token and again
  * after (libjwt 1.10's jwt_decode would accept "HS256" keyed with an ES256 public key PEM, and
- * checks neither exp nor nbf). Required claims: exp, iat, sub, role, acl; nbf and device are
- * optional. A header with duplicate names or a "crit" member is MALFORMED. Allocates only
+ * checks neither exp nor nbf). Required claims: exp, iat, sub, role, acl; nbf, device and jti
+ * are optional (jti, when present, must be an id: it is what a revocation list names). A header with duplicate names or a "crit" member is MALFORMED. Allocates only
  * temporarily; never logs. */
 enum hb_token_error hb_token_verify(const struct hb_keyring *ring, const char *token, size_t len,
                                     int64_t now_s, struct hb_token_claims *out);

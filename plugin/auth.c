@@ -29,6 +29,7 @@ static const char *const reason_names[HB_AUTH_REASON_COUNT - HB_TOKEN_ERROR_COUN
     [HB_AUTH_RETAINED - HB_TOKEN_ERROR_COUNT] = "retained",
     [HB_AUTH_NOT_OWN_TOPIC - HB_TOKEN_ERROR_COUNT] = "not_own_topic",
     [HB_AUTH_ACL - HB_TOKEN_ERROR_COUNT] = "acl",
+    [HB_AUTH_REVOKED - HB_TOKEN_ERROR_COUNT] = "revoked",
 };
 
 const char *hb_auth_reason_name(int reason)
@@ -115,8 +116,9 @@ void hb_auth_destroy(struct hb_auth *a)
     format_counts(a->refused, refused, sizeof(refused));
     format_counts(a->denied, denied, sizeof(denied));
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "hb_auth: accepted=%lu kicked_expired=%lu; refused:%s; denied:%s",
-                         a->accepted, a->kicked, refused, denied);
+                         "hb_auth: accepted=%lu kicked_expired=%lu kicked_revoked=%lu; "
+                         "refused:%s; denied:%s",
+                         a->accepted, a->kicked, a->kicked_revoked, refused, denied);
     hb_sessions_finish(&a->sessions);
     hb_auth_options_finish(&a->opt);
     free(a);
@@ -161,6 +163,8 @@ bool hb_auth_connect(struct hb_auth *a, const struct mosquitto *client, const ch
         return refuse(a, client, client_id, (int)e, NULL);
     if (claims.device[0] != '\0' && strcmp(claims.device, client_id) != 0)
         return refuse(a, client, client_id, HB_AUTH_DEVICE_MISMATCH, claims.kid);
+    if (hb_revoked_has(&a->opt.revoked, &claims))
+        return refuse(a, client, client_id, HB_AUTH_REVOKED, claims.kid);
 
     /* Client ids are global in the broker: a connection with a taken id disconnects the holder.
      * Within one account that is the point (a shared token cannot hide devices); across
@@ -236,6 +240,8 @@ bool hb_auth_access(struct hb_auth *a, const struct mosquitto *client, const cha
     struct hb_session *s = hb_sessions_find(&a->sessions, client);
     if (s == NULL || client_id == NULL || strcmp(s->id, client_id) != 0 || topic == NULL)
         return deny(a, client_id, access, topic, HB_AUTH_NO_SESSION);
+    if (s->revoked)
+        return deny(a, client_id, access, topic, HB_AUTH_REVOKED);
     if (now_s >= s->claims.exp)
         return deny(a, client_id, access, topic, HB_AUTH_TOKEN_EXPIRED);
 
@@ -270,18 +276,55 @@ void hb_auth_disconnect(struct hb_auth *a, const struct mosquitto *client, int64
     hb_sessions_logout(&a->sessions, client, now_s);
 }
 
+/* Re-reads the revocation list when it changed and marks every session it now revokes; the
+ * expiry scan then kicks them. */
+static void refresh_revoked(struct hb_auth *a)
+{
+    char err[512];
+    int rc = hb_revoked_refresh(&a->opt.revoked, err, sizeof(err));
+    if (rc < 0) {
+        log_limited(a, MOSQ_LOG_WARNING, "hb_auth: revocation list not reloaded: %s", err);
+        return;
+    }
+    if (rc == 0)
+        return;
+    size_t marked = 0;
+    struct hb_session *e, *tmp;
+    HASH_ITER(hh_client, a->sessions.by_client, e, tmp)
+    {
+        if (!e->revoked && hb_revoked_has(&a->opt.revoked, &e->claims)) {
+            e->revoked = true;
+            marked++;
+        }
+    }
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "hb_auth: revocation list %s loaded: %zu entries, %zu connected "
+                         "client(s) revoked",
+                         a->opt.revoked.path, a->opt.revoked.n, marked);
+}
+
 void hb_auth_tick(struct hb_auth *a, int64_t now_ms, int64_t now_s)
 {
     if (!a->rescan && a->last_scan_ms != 0 && now_ms - a->last_scan_ms < SCAN_INTERVAL_MS)
         return;
     a->last_scan_ms = now_ms;
+    refresh_revoked(a);
     char ids[KICKS_PER_SCAN][HB_ID_MAX + 1];
+    bool revoked[KICKS_PER_SCAN];
     size_t n = hb_sessions_expire(&a->sessions, now_s, ids, KICKS_PER_SCAN, &a->rescan);
+    for (size_t i = 0; i < n; i++) {
+        const struct hb_session *holder = hb_sessions_holder(&a->sessions, ids[i]);
+        revoked[i] = holder != NULL && holder->revoked;
+    }
     /* Kicking runs the disconnect callback, which changes the sessions: not while iterating. */
     for (size_t i = 0; i < n; i++) {
         int rc = mosquitto_kick_client_by_clientid(ids[i], false);
-        a->kicked++;
-        log_limited(a, MOSQ_LOG_NOTICE, "hb_auth: token of client '%s' expired, %s", ids[i],
+        if (revoked[i])
+            a->kicked_revoked++;
+        else
+            a->kicked++;
+        log_limited(a, MOSQ_LOG_NOTICE, "hb_auth: token of client '%s' %s, %s", ids[i],
+                    revoked[i] ? "revoked" : "expired",
                     rc == MOSQ_ERR_SUCCESS ? "disconnected" : "client not found");
     }
 }

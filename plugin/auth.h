@@ -28,6 +28,7 @@ enum hb_auth_reason {
     HB_AUTH_RETAINED,
     HB_AUTH_NOT_OWN_TOPIC,
     HB_AUTH_ACL,
+    HB_AUTH_REVOKED,
     HB_AUTH_REASON_COUNT
 };
 
@@ -41,7 +42,7 @@ struct hb_auth {
     struct hb_ratelimit log_limit;
     unsigned long refused[HB_AUTH_REASON_COUNT]; /* connections refused, by reason */
     unsigned long denied[HB_AUTH_REASON_COUNT];  /* accesses denied, by reason */
-    unsigned long accepted, kicked;
+    unsigned long accepted, kicked, kicked_revoked;
     int64_t last_scan_ms; /* monotonic */
     bool rescan;          /* more expired clients than one scan kicks */
 };
@@ -65,8 +66,9 @@ bool hb_auth_access(struct hb_auth *a, const struct mosquitto *client, const cha
 /* The client disconnected. */
 void hb_auth_disconnect(struct hb_auth *a, const struct mosquitto *client, int64_t now_s);
 
-/* Called on every broker tick; at most once a second (monotonic now_ms) it disconnects clients
- * whose token expired, with mosquitto_kick_client_by_clientid (never from an ACL check). */
+/* Called on every broker tick; at most once a second (monotonic now_ms) it re-reads the
+ * revocation list when it changed and disconnects clients whose token expired or was revoked,
+ * with mosquitto_kick_client_by_clientid (never from an ACL check). */
 void hb_auth_tick(struct hb_auth *a, int64_t now_ms, int64_t now_s);
 
 #endif

@@ -52,8 +52,13 @@ static bool set_once(const char **slot, const char *value, const char *key, char
     return true;
 }
 
-static bool parse_one(struct key_slot *slots, const char **prefix, const char **max_bytes,
-                      const struct hb_auth_option *o, char *err, size_t errlen)
+/* The options that are single values. */
+struct scalars {
+    const char *prefix, *max_bytes, *revoked_file;
+};
+
+static bool parse_one(struct key_slot *slots, struct scalars *sc, const struct hb_auth_option *o,
+                      char *err, size_t errlen)
 {
     const char *key = o->key ? o->key : "";
     const char *value = o->value ? o->value : "";
@@ -74,12 +79,19 @@ static bool parse_one(struct key_slot *slots, const char **prefix, const char **
     if (id_slot >= 0)
         return set_once(&slots[id_slot].kid, value, key, err, errlen);
     if (strcmp(key, "topic_prefix") == 0)
-        return set_once(prefix, value, key, err, errlen);
+        return set_once(&sc->prefix, value, key, err, errlen);
     if (strcmp(key, "max_token_bytes") == 0)
-        return set_once(max_bytes, value, key, err, errlen);
+        return set_once(&sc->max_bytes, value, key, err, errlen);
+    if (strcmp(key, "revoked_file") == 0) {
+        if (value[0] == '\0') {
+            set_err(err, errlen, "plugin_opt_revoked_file needs a file path");
+            return false;
+        }
+        return set_once(&sc->revoked_file, value, key, err, errlen);
+    }
     set_err(err, errlen,
             "unknown option plugin_opt_%s (known: key_file[_N], key_id[_N], topic_prefix, "
-            "max_token_bytes)",
+            "max_token_bytes, revoked_file)",
             key);
     return false;
 }
@@ -141,14 +153,15 @@ bool hb_auth_options_parse(struct hb_auth_options *out, const struct hb_auth_opt
                            char *err, size_t errlen)
 {
     struct key_slot slots[HB_KEYRING_MAX];
-    const char *prefix = NULL, *max_bytes = NULL;
+    struct scalars sc = {NULL, NULL, NULL};
     memset(out, 0, sizeof(*out));
     memset(slots, 0, sizeof(slots));
 
     for (size_t i = 0; i < n; i++) {
-        if (!parse_one(slots, &prefix, &max_bytes, &opts[i], err, errlen))
+        if (!parse_one(slots, &sc, &opts[i], err, errlen))
             return false;
     }
+    const char *prefix = sc.prefix, *max_bytes = sc.max_bytes;
 
     if (prefix == NULL)
         prefix = HB_DEFAULT_TOPIC_PREFIX;
@@ -173,11 +186,23 @@ bool hb_auth_options_parse(struct hb_auth_options *out, const struct hb_auth_opt
         hb_keyring_finish(&out->ring);
         return false;
     }
+    if (!hb_revoked_init(&out->revoked, sc.revoked_file)) {
+        set_err(err, errlen, "out of memory");
+        hb_auth_options_finish(out);
+        return false;
+    }
+    char why[512];
+    if (hb_revoked_refresh(&out->revoked, why, sizeof(why)) < 0) {
+        set_err(err, errlen, "plugin_opt_revoked_file: %s", why);
+        hb_auth_options_finish(out);
+        return false;
+    }
     return true;
 }
 
 void hb_auth_options_finish(struct hb_auth_options *o)
 {
     hb_keyring_finish(&o->ring);
+    hb_revoked_finish(&o->revoked);
     memset(o, 0, sizeof(*o));
 }

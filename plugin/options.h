@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "revoked.h"
 #include "token.h"
 
 #define HB_AUTH_TOPIC_PREFIX_MAX 64
@@ -15,6 +16,7 @@ struct hb_auth_options {
     struct hb_keyring ring;
     char topic_prefix[HB_AUTH_TOPIC_PREFIX_MAX + 1];
     size_t max_token_bytes;
+    struct hb_revoked revoked; /* plugin_opt_revoked_file, loaded; empty without one */
 };
 
 /* One option as mosquitto passes it. */
@@ -27,14 +29,15 @@ struct hb_auth_option {
  *   key_file PATH, key_file_N PATH (N = 2..HB_KEYRING_MAX): key files (see hb_key_load);
  *   key_id KID, key_id_N KID: the kid of that key (default: the file name without directory
  *     and extension);
- *   topic_prefix P (default "hb"); max_token_bytes N (64..HB_TOKEN_MAX, default 4096).
+ *   topic_prefix P (default "hb"); max_token_bytes N (64..HB_TOKEN_MAX, default 4096);
+ *   revoked_file PATH: a revocation list (revoked.h), which must load now.
  * At least one key is required and every configured key must load; an unknown or repeated
  * option is an error. On failure returns false with the reason in err and leaves nothing
  * allocated. Never logs key material. */
 bool hb_auth_options_parse(struct hb_auth_options *out, const struct hb_auth_option *opts, size_t n,
                            char *err, size_t errlen);
 
-/* Frees the keys. */
+/* Frees the keys and the revocation list. */
 void hb_auth_options_finish(struct hb_auth_options *o);
 
 #endif

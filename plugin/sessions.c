@@ -115,7 +115,7 @@ void hb_sessions_logout(struct hb_sessions *s, const void *client, int64_t now_s
     struct hb_session *e = hb_sessions_find(s, client);
     if (e == NULL || !e->online)
         return;
-    if (e->holder && e->can_read && e->kicked_s == 0 && now_s < e->claims.exp &&
+    if (e->holder && e->can_read && e->kicked_s == 0 && now_s < e->claims.exp && !e->revoked &&
         s->n_offline < HB_SESSIONS_OFFLINE_MAX) {
         e->online = false;
         s->n_offline++;
@@ -132,7 +132,7 @@ size_t hb_sessions_expire(struct hb_sessions *s, int64_t now_s, char (*ids)[HB_I
     *more = false;
     HASH_ITER(hh_client, s->by_client, e, tmp)
     {
-        if (now_s < e->claims.exp)
+        if (now_s < e->claims.exp && !e->revoked)
             continue;
         if (!e->online || (e->kicked_s != 0 && now_s - e->kicked_s >= HB_SESSIONS_KICK_GRACE_S)) {
             session_free(s, e);

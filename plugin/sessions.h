@@ -27,6 +27,7 @@ struct hb_session {
     bool can_read;    /* the token allows subscribing to something */
     bool online;      /* false after its disconnect, while kept for queued messages */
     bool holder;      /* in the id index: the latest client let in with this id */
+    bool revoked;     /* its token is on the revocation list: treated as expired */
     int64_t kicked_s; /* when the tick kicked it (Unix s), 0 if never */
     bool oom;         /* set by uthash when an insert failed for lack of memory */
     UT_hash_handle hh_client, hh_id;
@@ -62,9 +63,9 @@ void hb_sessions_forget(struct hb_sessions *s, const void *client);
  * HB_SESSIONS_OFFLINE_MAX are offline; otherwise it is freed. */
 void hb_sessions_logout(struct hb_sessions *s, const void *client, int64_t now_s);
 
-/* Housekeeping at now_s: frees offline sessions whose token expired and kicked sessions older
- * than the grace period, and copies into ids (at most max) the client ids of online holders
- * whose token expired and that were not kicked yet, marking them kicked. *more is set when
+/* Housekeeping at now_s: frees offline sessions whose token expired (or was revoked) and
+ * kicked sessions older than the grace period, and copies into ids (at most max) the client ids
+ * of online holders whose token expired or was revoked and that were not kicked yet, marking them kicked. *more is set when
  * more were due than fit. Returns how many ids were written. Never calls the broker. */
 size_t hb_sessions_expire(struct hb_sessions *s, int64_t now_s, char (*ids)[HB_ID_MAX + 1],
                           size_t max, bool *more);

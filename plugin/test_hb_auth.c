@@ -425,7 +425,7 @@ static void test_refusals_carry_their_reason_and_never_the_token(void)
     CHECK(hb_auth_access(a, &tv, tv.id, NULL, HB_ACCESS_WRITE, "hb/acctA/tv-1", false, now));
     hb_auth_disconnect(a, &tv, now);
     hb_auth_destroy(a);
-    CHECK(logged("accepted=1 kicked_expired=0; refused: malformed=2 unknown_kid=1 "
+    CHECK(logged("accepted=1 kicked_expired=0 kicked_revoked=0; refused: malformed=2 unknown_kid=1 "
                  "bad_signature=2 expired=1 not_yet_valid=1 no_password=2 oversized=1 "
                  "bad_client_id=5 device_mismatch=1; denied: no_session=16"));
     free(good);
@@ -558,6 +558,100 @@ static void test_expired_token_is_denied_then_kicked_from_the_tick(void)
     plugin_unload(ud);
 }
 
+static const char *jti_of(const char *token)
+{
+    static struct hb_token_claims c;
+    struct hb_keyring ring = {0};
+    struct hb_key key;
+    char err[256];
+    CHECK(hb_key_load(&key, "k1", secret1, err, sizeof(err)));
+    CHECK(hb_keyring_add(&ring, &key, err, sizeof(err)));
+    CHECK_INT(hb_token_verify(&ring, token, strlen(token), (int64_t)time(NULL), &c), HB_TOKEN_OK);
+    hb_keyring_finish(&ring);
+    return c.jti;
+}
+
+static void tick(void)
+{
+    struct mosquitto_evt_tick ev = {0};
+    broker.cb[MOSQ_EVT_TICK](MOSQ_EVT_TICK, &ev, broker.userdata[MOSQ_EVT_TICK]);
+}
+
+static void test_revocation_list_refuses_denies_and_kicks(void)
+{
+    char list[160], line[200];
+    snprintf(list, sizeof(list), "%s/revoked.txt", dir);
+    write_file(list, "# nothing revoked yet\n");
+    broker_reset();
+    void *ud;
+    const char *const kv[] = {"key_file", secret1, "revoked_file", list, NULL};
+    CHECK_INT(plugin_load(&ud, kv), MOSQ_ERR_SUCCESS);
+    int64_t now = (int64_t)time(NULL);
+    char *t1 = mint_at(secret1, "k1", HB_ROLE_DEVICE, "acctR", NULL, now - 10, 600);
+    char *t2 = mint_at(secret1, "k1", HB_ROLE_DEVICE, "acctR", NULL, now - 10, 600);
+    char *t3 = mint_at(secret1, "k1", HB_ROLE_DEVICE, "acctS", NULL, now - 10, 600);
+    struct mosquitto c1 = {.id = "dev1"}, c2 = {.id = "dev2"}, c3 = {.id = "dev3"};
+    /* dev2 and dev3 are known to the stub broker, so a kick disconnects them; dev1 is not, so
+     * its session stays to show the denial reason. */
+    broker.clients[0] = &c2;
+    broker.clients[1] = &c3;
+    CHECK_INT(connect_as(&c1, t1), MOSQ_ERR_SUCCESS);
+    CHECK_INT(connect_as(&c2, t2), MOSQ_ERR_SUCCESS);
+    CHECK_INT(connect_as(&c3, t3), MOSQ_ERR_SUCCESS);
+    tick();
+    CHECK_INT(broker.n_kicked, 0);
+
+    /* One token by its jti: denied at once, kicked by the next scan, refused from then on. */
+    snprintf(line, sizeof(line), "jti %s   # stolen\n", jti_of(t1));
+    write_file(list, line);
+    usleep(1100 * 1000); /* the scan runs at most once a second */
+    tick();
+    CHECK(logged("revocation list"));
+    CHECK(logged("loaded: 1 entries, 1 connected client(s) revoked"));
+    CHECK_INT(broker.n_kicked, 1);
+    CHECK_STR(broker.kicked[0], "dev1");
+    CHECK(logged("token of client 'dev1' revoked, client not found"));
+    CHECK_INT(acl(&c1, MOSQ_ACL_WRITE, "hb/acctR/dev1", false), MOSQ_ERR_ACL_DENIED);
+    CHECK(logged("denied publish of 'hb/acctR/dev1' to client 'dev1': revoked"));
+    CHECK_INT(acl(&c2, MOSQ_ACL_WRITE, "hb/acctR/dev2", false), MOSQ_ERR_SUCCESS);
+    struct mosquitto again = {.id = "dev1"};
+    CHECK_INT(connect_as(&again, t1), MOSQ_ERR_AUTH);
+    CHECK(logged("refused client 'dev1' from 127.0.0.1: revoked"));
+
+    /* A list that does not parse changes nothing. */
+    write_file(list, "jti\n");
+    usleep(1100 * 1000);
+    tick();
+    CHECK(logged(":1: expected 'jti ID' or 'sub ACCOUNT BEFORE_UNIX_SECONDS'"));
+    CHECK_INT(connect_as(&again, t1), MOSQ_ERR_AUTH);
+
+    /* Every token of an account issued before a time; a newer one still gets in. */
+    snprintf(line, sizeof(line), "sub acctR %lld\n", (long long)now);
+    write_file(list, line);
+    usleep(1100 * 1000);
+    tick();
+    CHECK_INT(broker.n_kicked, 2);
+    CHECK_STR(broker.kicked[1], "dev2");
+    CHECK(logged("token of client 'dev2' revoked, disconnected"));
+    CHECK_INT(acl(&c3, MOSQ_ACL_WRITE, "hb/acctS/dev3", false), MOSQ_ERR_SUCCESS);
+    char *fresh = mint_at(secret1, "k1", HB_ROLE_DEVICE, "acctR", NULL, now, 600);
+    struct mosquitto c4 = {.id = "dev4"};
+    CHECK_INT(connect_as(&c4, fresh), MOSQ_ERR_SUCCESS);
+    CHECK_INT(connect_as(&again, t1), MOSQ_ERR_AUTH); /* jti line gone, but issued before */
+    free(t1);
+    free(t2);
+    free(t3);
+    free(fresh);
+    plugin_unload(ud);
+    unlink(list);
+
+    /* A configured list must load. */
+    broker_reset();
+    CHECK_INT(plugin_load(&ud, kv), MOSQ_ERR_INVAL);
+    CHECK(logged("plugin_opt_revoked_file: "));
+    CHECK(logged("No such file or directory"));
+}
+
 /* The session map itself, with explicit clocks. */
 static void test_sessions_offline_reader_kept_until_expiry_device_freed(void)
 {
@@ -669,6 +763,7 @@ int main(void)
     RUN(test_takeover_keeps_new_claims_when_old_connection_disconnects);
     RUN(test_another_account_cannot_take_a_connected_client_id);
     RUN(test_expired_token_is_denied_then_kicked_from_the_tick);
+    RUN(test_revocation_list_refuses_denies_and_kicks);
     RUN(test_sessions_offline_reader_kept_until_expiry_device_freed);
     RUN(test_sessions_expire_kicks_holders_only_and_reports_more);
     RUN(test_hostile_input_never_crashes);

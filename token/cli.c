@@ -235,6 +235,7 @@ static bool print_claims(const struct hb_token_claims *c)
         cJSON_AddStringToObject(obj, "sub", c->sub) &&
         cJSON_AddStringToObject(obj, "role", c->role == HB_ROLE_CONSUMER ? "consumer" : "device") &&
         (!c->device[0] || cJSON_AddStringToObject(obj, "device", c->device)) &&
+        (!c->jti[0] || cJSON_AddStringToObject(obj, "jti", c->jti)) &&
         cJSON_AddNumberToObject(obj, "iat", (double)c->iat) &&
         cJSON_AddNumberToObject(obj, "nbf", (double)c->nbf) &&
         cJSON_AddNumberToObject(obj, "exp", (double)c->exp);

@@ -335,11 +335,12 @@ class Stack:
     """Redis, mosquitto with the plugin (both keys configured unless told otherwise) and an
     hb-consumer holding a consumer token."""
 
-    def __init__(self, env, key_lines=None, consumer=True):
+    def __init__(self, env, key_lines=None, consumer=True, extra_lines=()):
         self.env = env
         self.keys = Keys(env.dir)
         if key_lines is None:
             key_lines = [("key_file", self.keys.hs_file), ("key_file_2", self.keys.es_public_file)]
+        key_lines = list(key_lines) + list(extra_lines)
         self.redis = env.redis(aof=False)
         self.broker = env.mosquitto(config=broker_config(key_lines), env=sanitizer_env())
         self.consumer = None
@@ -715,6 +716,44 @@ def consumer_renews_its_token_from_the_password_file(env):
     s.finish()
 
 
+def revoked_tokens_are_cut_off_and_refused(env):
+    """plugin_opt_revoked_file: a token named by its jti is disconnected within a scan and
+    refused from then on, while another token of the same account keeps publishing; a line
+    that does not parse leaves the list in force."""
+    lists = os.path.join(env.dir, "revocation")
+    os.makedirs(lists)
+    os.chmod(lists, 0o755)
+    path = os.path.join(lists, "revoked.txt")
+
+    def write_list(text):
+        with open(path + ".new", "w") as f:
+            f.write(text)
+        os.chmod(path + ".new", 0o644)
+        os.replace(path + ".new", path)  # as an operator's tooling would: never half a file
+
+    write_list("# revoked tokens, one per line\n")
+    s = Stack(env, extra_lines=[("revoked_file", path)])
+    k = s.keys
+    stolen, other = k.device("acctV"), k.device("acctV")
+    d1, d2 = s.connected("d1", stolen), s.connected("d2", other)
+    check_eq((d1.heartbeat("hb/acctV/d1"), d2.heartbeat("hb/acctV/d2")), (0, 0), "PUBACKs")
+
+    jti = jwt.decode(stolen, options={"verify_signature": False})["jti"]
+    write_list(f"jti {jti}  # reported stolen\n")
+    s.wait_logged("hb_auth: token of client 'd1' revoked, disconnected")
+    check(d1.wait_disconnected(5) in (ADMINISTRATIVE_ACTION, None), "d1 not cut off")
+    check_eq(s.client("d1", stolen).connack, NOT_AUTHORIZED, "reconnect with the revoked token")
+    s.wait_logged("hb_auth: refused client 'd1' from 127.0.0.1: revoked")
+    check_eq(d2.heartbeat("hb/acctV/d2"), 0, "PUBACK of the other token of the account")
+
+    write_list("jti\n")
+    s.wait_logged("hb_auth: revocation list not reloaded: ")
+    check_eq(s.client("d1", stolen).connack, NOT_AUTHORIZED, "refused while the list is bad")
+    s.witness_then_check({"acctV": {"d1": 1, "d2": 2}})
+    s.finish()
+    check("kicked_revoked=1" in s.log(), "no kicked_revoked=1 in the plugin's summary")
+
+
 def consumer_over_tls_verifies_the_broker(env):
     """The consumer speaks TLS to an ssl:// broker and checks its certificate: the right CA
     and name connect and count; an unknown CA or a name the certificate does not carry is
@@ -819,6 +858,7 @@ SCENARIOS = {f.__name__: f for f in [
     consumer_token_cannot_publish,
     key_rotation_both_keys_work_then_old_key_removed,
     expired_token_is_cut_off_while_connected,
+    revoked_tokens_are_cut_off_and_refused,
     consumer_renews_its_token_from_the_password_file,
     consumer_over_tls_verifies_the_broker,
     deploy_config_tcp_and_websockets,

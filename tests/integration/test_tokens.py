@@ -148,6 +148,9 @@ def hb_token_verify_refuses_forged_expired_and_alg_none(env):
     verified = json.loads(out)
     check_eq((verified["sub"], verified["kid"], verified["acl"]),
              ("acct-9", "k2025", device_acl("acct-9")), "verified claims")
+    # The jti a revocation list names, as the token carries it.
+    check_eq(verified["jti"], jwt.decode(token, options={"verify_signature": False})["jti"],
+             "verified jti")
     _, out, _ = env.run("token/hb-token", "--key", key, "--verify", "-", stdin=token + "\n",
                         check_rc=0)
     check_eq(json.loads(out)["sub"], "acct-9", "token from stdin")
