@@ -9,7 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 INTERVAL=${DEMO_INTERVAL:-10}
-DURATION=${DEMO_DURATION:-25}
+# One complete interval and a bit: the run starts just before a boundary, so when it ends the
+# interval it covered is complete and its keys (alive until the end of the next one) are there
+# for the checker.
+DURATION=${DEMO_DURATION:-$((INTERVAL + 2))}
 ACCOUNTS=${DEMO_ACCOUNTS:-40}
 DEVICES=${DEMO_DEVICES:-2-12}
 
@@ -83,6 +86,10 @@ HB_MQTT_USERNAME=consumer HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" 
 consumer_pid=$!
 wait_for "the consumer to subscribe" grep -q "subscribed to" "$work/consumer.log"
 
+python3 -c 'import sys, time
+i = int(sys.argv[1]); now = time.time(); start = (now // i + 1) * i - 0.3
+if start - now < 0.2: start += i
+time.sleep(start - now)' "$INTERVAL"
 echo "simulating $ACCOUNTS accounts with $DEVICES devices each for ${DURATION}s," \
      "heartbeat every 2s, ${INTERVAL}s intervals, one token per device..."
 "$bin/publisher-sim/hb-sim" --accounts "$ACCOUNTS" --devices-per-account "$DEVICES" \
