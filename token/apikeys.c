@@ -73,15 +73,19 @@ bool api_keys_load(struct api_keys *keys, const char *path, char *err, size_t er
     return ok;
 }
 
-bool api_keys_match(const struct api_keys *keys, const char *presented, size_t len)
+int api_keys_find(const struct api_keys *keys, const char *presented, size_t len)
 {
     unsigned char d[32];
     if (len == 0 || len > API_KEY_MAX_LEN || !digest(presented, len, d))
-        return false;
-    int found = 0;
-    for (size_t i = 0; i < keys->n; i++)
-        found |= CRYPTO_memcmp(d, keys->digest[i], sizeof(d)) == 0;
-    return found != 0;
+        return -1;
+    int found = -1;
+    for (size_t i = 0; i < keys->n; i++) {
+        /* No early exit and no data-dependent branch on the comparison itself. */
+        int equal = CRYPTO_memcmp(d, keys->digest[i], sizeof(d)) == 0;
+        int mask = -equal; /* all ones when equal */
+        found = (found & ~mask) | ((int)i & mask);
+    }
+    return found;
 }
 
 void api_keys_finish(struct api_keys *keys)

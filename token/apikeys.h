@@ -21,8 +21,9 @@ struct api_keys {
  * reason in err (never the key itself); at least one key is required. */
 bool api_keys_load(struct api_keys *keys, const char *path, char *err, size_t errlen);
 
-/* True when presented[0..len) is one of the keys. Takes the same time whichever key matches. */
-bool api_keys_match(const struct api_keys *keys, const char *presented, size_t len);
+/* The index of presented[0..len) among the keys (in file order), or -1 when it is none of
+ * them. Compares with every key, so it takes the same time whichever key matches. */
+int api_keys_find(const struct api_keys *keys, const char *presented, size_t len);
 
 void api_keys_finish(struct api_keys *keys);
 

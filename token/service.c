@@ -28,6 +28,7 @@ struct request {
     char path[LOG_FIELD_MAX + 1];
     char account[HB_ID_MAX + 1];
     int status;
+    long retry_after_s; /* with a 429 */
     bool too_large;
     size_t len;
     char body[SERVICE_BODY_MAX + 1];
@@ -68,6 +69,11 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct request *r, int 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == MHD_HTTP_TOO_MANY_REQUESTS && r->retry_after_s > 0) {
+        char seconds[24];
+        snprintf(seconds, sizeof(seconds), "%ld", r->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 strcmp(r->path, "/healthz") == 0 ? "GET, HEAD" : "POST");
@@ -90,16 +96,41 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, struct request *r
     return respond(c, r, status, body);
 }
 
-static bool authorized(const struct service *s, struct MHD_Connection *c)
+/* The index of the API key the request presents, or -1. */
+static int api_key_of(const struct service *s, struct MHD_Connection *c)
 {
     const char *auth =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-        return false;
+        return -1;
     const char *key = auth + 7;
     while (*key == ' ')
         key++;
-    return api_keys_match(s->cfg.api_keys, key, strlen(key));
+    return api_keys_find(s->cfg.api_keys, key, strlen(key));
+}
+
+/* Takes one token from the key's bucket. False with the seconds until one is there. */
+static bool bucket_take(struct service *s, int key, long *retry_after_s)
+{
+    if (s->cfg.rate_per_s <= 0)
+        return true;
+    struct service_bucket *b = &s->buckets[key];
+    int64_t now = hb_monotonic_ms();
+    if (b->at_ms == 0)
+        b->level = s->cfg.burst;
+    else
+        b->level += (double)(now - b->at_ms) / 1000.0 * s->cfg.rate_per_s;
+    if (b->level > s->cfg.burst)
+        b->level = s->cfg.burst;
+    b->at_ms = now;
+    if (b->level >= 1.0) {
+        b->level -= 1.0;
+        return true;
+    }
+    *retry_after_s = (long)ceil((1.0 - b->level) / s->cfg.rate_per_s);
+    if (*retry_after_s < 1)
+        *retry_after_s = 1;
+    return false;
 }
 
 static bool json_content_type(struct MHD_Connection *c)
@@ -139,8 +170,15 @@ static enum MHD_Result route(struct service *s, struct MHD_Connection *c, struct
         return respond_error(c, r, MHD_HTTP_NOT_FOUND, "not_found", NULL);
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
         return respond_error(c, r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", NULL);
-    if (!authorized(s, c))
+    int key = api_key_of(s, c);
+    if (key < 0)
         return respond_error(c, r, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL);
+    long retry_after;
+    if (!bucket_take(s, key, &retry_after)) {
+        r->retry_after_s = retry_after;
+        return respond_error(c, r, MHD_HTTP_TOO_MANY_REQUESTS, "rate_limited",
+                             "this API key asks for tokens faster than --rate-limit allows");
+    }
     if (!json_content_type(c))
         return respond_error(c, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                              "Content-Type must be application/json");

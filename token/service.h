@@ -1,5 +1,6 @@
 /* The HTTP side of hb-tokend: POST /v1/tokens mints a device token for a backend service that
- * presents an API key; GET /healthz answers 200. libmicrohttpd runs it on one internal polling
+ * presents an API key, at most rate_per_s per key (a token bucket; 429 with Retry-After beyond
+ * it); GET /healthz answers 200. libmicrohttpd runs it on one internal polling
  * thread with a bounded number of connections. */
 #ifndef HB_TOKEN_SERVICE_H
 #define HB_TOKEN_SERVICE_H
@@ -8,6 +9,7 @@
 #include "token.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define SERVICE_BODY_MAX 4096
@@ -18,11 +20,21 @@ struct service_config {
     const char *topic_prefix;
     long default_ttl, max_ttl; /* seconds; default_ttl <= max_ttl */
     unsigned max_connections;
+    double rate_per_s; /* tokens each API key may mint per second; 0: no limit */
+    double burst;      /* and at once, after a quiet spell (>= 1 when rate_per_s > 0) */
+};
+
+/* One API key's token bucket. */
+struct service_bucket {
+    double level;
+    int64_t at_ms; /* monotonic; 0: never used (full) */
 };
 
 struct service {
     struct service_config cfg;
     struct MHD_Daemon *daemon;
+    /* Touched only on libmicrohttpd's single internal thread. */
+    struct service_bucket buckets[API_KEYS_MAX];
 };
 
 /* Starts listening on addr and serving on libmicrohttpd's thread. cfg and everything it

@@ -10,6 +10,8 @@
 #include "service.h"
 #include "token.h"
 
+#include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -26,6 +28,7 @@ enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 struct options {
     const char *listen, *key_file, *kid, *api_key_file, *topic_prefix;
     long default_ttl, max_ttl, max_connections;
+    double rate_limit, burst;
     bool default_ttl_given;
 };
 
@@ -37,6 +40,8 @@ enum {
     OPT_DEFAULT_TTL,
     OPT_MAX_TTL,
     OPT_MAX_CONNECTIONS,
+    OPT_RATE_LIMIT,
+    OPT_BURST,
     OPT_TOPIC_PREFIX
 };
 
@@ -48,6 +53,8 @@ static const struct option long_options[] = {
     {"default-ttl", required_argument, NULL, OPT_DEFAULT_TTL},
     {"max-ttl", required_argument, NULL, OPT_MAX_TTL},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"burst", required_argument, NULL, OPT_BURST},
     {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -71,6 +78,10 @@ static const char usage[] =
     "  --default-ttl SECONDS lifetime when a request gives none (default 1800)\n"
     "  --max-ttl SECONDS     longest lifetime a request may ask for (default 86400)\n"
     "  --max-connections N   concurrent connections (default 64)\n"
+    "  --rate-limit R        tokens each API key may mint per second, e.g. 50 or 0.5; beyond\n"
+    "                        it 429 with Retry-After (default 0: no limit)\n"
+    "  --burst N             tokens a key may mint at once after a quiet spell (default:\n"
+    "                        2 x the rate, at least 1)\n"
     "  --topic-prefix P      heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\n"
     "                        default hb)\n"
     "  -h, --help            show this help\n"
@@ -83,6 +94,20 @@ static bool parse_ttl(const char *name, const char *arg, long *out)
     if (hb_parse_long(arg, 1, MAX_TTL_LIMIT, out))
         return true;
     HB_ERROR("--%s: expected whole seconds in 1..%ld, got '%.80s'", name, MAX_TTL_LIMIT, arg);
+    return false;
+}
+
+/* A non-negative decimal up to a million. */
+static bool parse_rate(const char *name, const char *arg, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno == 0 && end != arg && *end == '\0' && isfinite(v) && v >= 0 && v <= 1e6) {
+        *out = v;
+        return true;
+    }
+    HB_ERROR("--%s: expected a number in 0..1000000, got '%.80s'", name, arg);
     return false;
 }
 
@@ -131,6 +156,12 @@ static int parse_options(struct options *o, int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_RATE_LIMIT:
+        case OPT_BURST:
+            if (!parse_rate(opt == OPT_RATE_LIMIT ? "rate-limit" : "burst", optarg,
+                            opt == OPT_RATE_LIMIT ? &o->rate_limit : &o->burst))
+                return 2;
+            break;
         case OPT_TOPIC_PREFIX:
             o->topic_prefix = optarg;
             break;
@@ -163,6 +194,10 @@ static int parse_options(struct options *o, int argc, char **argv)
         o->default_ttl = HB_TOKEN_TTL_DEFAULT < o->max_ttl ? HB_TOKEN_TTL_DEFAULT : o->max_ttl;
     if (o->default_ttl > o->max_ttl) {
         HB_ERROR("--default-ttl %ld is above --max-ttl %ld", o->default_ttl, o->max_ttl);
+        return 2;
+    }
+    if (o->burst > 0 && o->burst < 1) {
+        HB_ERROR("--burst %g: a key must be able to mint at least one token", o->burst);
         return 2;
     }
     return 0;
@@ -219,6 +254,8 @@ int main(int argc, char **argv)
         .default_ttl = o.default_ttl,
         .max_ttl = o.max_ttl,
         .max_connections = (unsigned)o.max_connections,
+        .rate_per_s = o.rate_limit,
+        .burst = o.burst > 0 ? o.burst : (o.rate_limit * 2 > 1 ? o.rate_limit * 2 : 1),
     };
     struct service service;
     if (!service_start(&service, &cfg, (const struct sockaddr *)&addr)) {
@@ -229,6 +266,9 @@ int main(int argc, char **argv)
             "max %ld s",
             HB_VERSION, o.listen, service_port(&service), key.kid,
             key.alg == HB_TOKEN_ES256 ? "ES256" : "HS256", api_keys.n, o.default_ttl, o.max_ttl);
+    if (cfg.rate_per_s > 0)
+        HB_INFO("hb-tokend: at most %g tokens/s per API key, bursts of %g", cfg.rate_per_s,
+                cfg.burst);
 
     int sig = 0;
     sigwait(&stop, &sig);

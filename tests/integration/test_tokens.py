@@ -307,8 +307,40 @@ def hb_tokend_issues_tokens_that_verify_and_logs_no_secrets(env):
     check("stopping on SIGTERM" in log, "no clean stop")
 
 
+def hb_tokend_rate_limits_each_api_key(env):
+    """--rate-limit 0.2 --burst 3: three tokens at once per API key, then 429 with a
+    Retry-After until the bucket refills (one token per 5 s, so the test cannot outrun it
+    however slow the machine); another key has its own bucket."""
+    key = secret_key(env)
+    t = Tokend(env, key, extra=["--rate-limit", "0.2", "--burst", "3"])
+    for i in range(3):
+        status, body = t.post({"account": "acct-r", "device": f"d{i}"})
+        check_eq(status, 200, f"request {i + 1} within the burst")
+    conn = http.client.HTTPConnection("127.0.0.1", t.port, timeout=10)
+    try:
+        conn.request("POST", "/v1/tokens", json.dumps({"account": "acct-r", "device": "d3"}),
+                     {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        retry_after = resp.getheader("Retry-After")
+    finally:
+        conn.close()
+    check_eq((resp.status, body["error"]), (429, "rate_limited"), "the fourth request")
+    check(retry_after is not None and 1 <= int(retry_after) <= 5,
+          f"Retry-After {retry_after!r}, expected 1..5 seconds")
+    status, _ = t.post({"account": "acct-r", "device": "d4"},
+                       api_key="second-key-abcdef0123456789")
+    check_eq(status, 200, "another API key is not limited by the first one's bucket")
+    wait_until(lambda: '429' in t.proc.output(), 5, "the 429 in the access log")
+    rc, _, err = env.run("token/hb-tokend", "--key", key, "--api-key-file",
+                         os.path.join(env.dir, "api.keys"), "--rate-limit", "1", "--burst", "0.5")
+    check_eq(rc, 2, "--burst below one token: exit status")
+    check("--burst 0.5" in err, f"no reason for --burst 0.5: {err!r}")
+
+
 SCENARIOS = {f.__name__: f for f in [
     hb_token_device_token_claims_are_exact,
+    hb_tokend_rate_limits_each_api_key,
     hb_token_es256_consumer_token_verifies_with_public_key,
     hb_token_refuses_ttl_above_max_and_bad_usage,
     hb_token_verify_refuses_forged_expired_and_alg_none,
