@@ -89,7 +89,8 @@ struct hb_acl_rule {
     char topic[HB_ACL_TOPIC_MAX]; /* may contain + and # and ${clientid} / ${username} */
 };
 
-/* A verified token. */
+/* A verified token. The rules come last so that a copy may keep only the n_rules in use
+ * (hb_token_claims_size): the broker plugin holds one per connected client. */
 struct hb_token_claims {
     char sub[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1]; /* pinned client id, or "" */
@@ -97,9 +98,14 @@ struct hb_token_claims {
     char kid[HB_ID_MAX + 1];
     char jti[HB_ID_MAX + 1]; /* the token's id, or "" when it has none */
     int64_t iat, nbf, exp;
-    struct hb_acl_rule rules[HB_ACL_RULES_MAX];
     size_t n_rules;
+    struct hb_acl_rule rules[HB_ACL_RULES_MAX];
 };
+
+/* Bytes of a struct hb_token_claims cut after its first n_rules rules. Nothing reads rules past
+ * n_rules. */
+#define hb_token_claims_size(n_rules)                                                             \
+    (offsetof(struct hb_token_claims, rules) + (n_rules) * sizeof(struct hb_acl_rule))
 
 /* Why a token was refused. Names are stable (logged, counted, tested). */
 enum hb_token_error {

@@ -1,6 +1,7 @@
 /* Session map of the broker plugin: two uthash indexes over one allocation per client. uthash
  * runs in its non-fatal out-of-memory mode, so a failed insert is reported back instead of
  * calling exit() inside the broker. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ static void session_free(struct hb_sessions *s, struct hb_session *e)
         s->n_offline--;
     s->n--;
     /* The claims say who the client is; no secret, but no reason to leave them around. */
-    memset(e, 0, sizeof(*e));
+    memset(e, 0, e->size);
     free(e);
 }
 
@@ -75,12 +76,16 @@ struct hb_session *hb_sessions_login(struct hb_sessions *s, const void *client, 
         return NULL;
     hb_sessions_forget(s, client);
 
-    struct hb_session *e = calloc(1, sizeof(*e));
+    size_t n_rules = claims->n_rules < HB_ACL_RULES_MAX ? claims->n_rules : HB_ACL_RULES_MAX;
+    size_t size = offsetof(struct hb_session, claims) + hb_token_claims_size(n_rules);
+    struct hb_session *e = calloc(1, size);
     if (e == NULL)
         return NULL;
+    e->size = size;
     e->client = client;
     memcpy(e->id, id, id_len + 1);
-    e->claims = *claims;
+    memcpy(&e->claims, claims, hb_token_claims_size(n_rules));
+    e->claims.n_rules = n_rules;
     e->can_read = claims_can_read(claims);
     e->online = true;
     HASH_ADD(hh_client, s->by_client, client, sizeof(e->client), e);
