@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -96,8 +97,9 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *response)
              response && response->message ? response->message : "");
 }
 
-/* Reads the password file into c->password. Returns 1 when it changed, 0 when it is the same,
- * -1 (after a warning) when it cannot be read: the last password is kept then. */
+/* Reads the password file into c->password. Returns 1 when it changed (and says so), 0 when it
+ * is the same or read for the first time, -1 (after a warning) when it cannot be read: the
+ * last password is kept then. */
 static int password_reload(struct sub_client *c)
 {
     const char *path = c->owner->cfg.password_file;
@@ -109,12 +111,15 @@ static int password_reload(struct sub_client *c)
     }
     len = hb_secret_trim_newline(text, len);
     text[len] = '\0';
-    bool same = c->password != NULL && len == c->password_len &&
-                memcmp(text, c->password, len) == 0;
+    bool first = c->password == NULL;
+    bool same = !first && len == c->password_len && memcmp(text, c->password, len) == 0;
     hb_secret_free(c->password, c->password_len + 1);
     c->password = text;
     c->password_len = len;
-    return same ? 0 : 1;
+    if (first || same)
+        return 0;
+    HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri, path);
+    return 1;
 }
 
 /* Says when the token in use runs out, if it is a JWT: an operator sees the deadline in the
@@ -136,21 +141,36 @@ static void log_token_expiry(const struct sub_client *c, const char *password, s
 static int on_reconnecting(void *context, MQTTAsync_connectData *data)
 {
     struct sub_client *c = context;
-    int changed = password_reload(c);
-    if (changed < 0)
-        return 0;
-    if (changed)
-        HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri,
-                c->owner->cfg.password_file);
-    log_token_expiry(c, c->password, c->password_len);
-    /* paho frees the previous password and takes ownership of this copy. */
-    char *copy = MQTTAsync_malloc(c->password_len + 1);
-    if (copy == NULL)
-        return 0;
-    memcpy(copy, c->password, c->password_len + 1);
-    data->binarypwd.data = copy;
-    data->binarypwd.len = (int)c->password_len;
-    return 1;
+    pthread_mutex_lock(&c->password_lock);
+    int rc = 0;
+    if (password_reload(c) >= 0) {
+        log_token_expiry(c, c->password, c->password_len);
+        /* paho frees the previous password and takes ownership of this copy. */
+        char *copy = MQTTAsync_malloc(c->password_len + 1);
+        if (copy != NULL) {
+            memcpy(copy, c->password, c->password_len + 1);
+            data->binarypwd.data = copy;
+            data->binarypwd.len = (int)c->password_len;
+            rc = 1;
+        }
+    }
+    pthread_mutex_unlock(&c->password_lock);
+    return rc;
+}
+
+/* A private copy of the password file's current contents for one connect (NULL when it was
+ * never readable). Free with hb_secret_free(copy, *len + 1). */
+static char *password_for_connect(struct sub_client *c, size_t *len)
+{
+    pthread_mutex_lock(&c->password_lock);
+    password_reload(c);
+    char *copy = c->password ? malloc(c->password_len + 1) : NULL;
+    if (copy != NULL) {
+        memcpy(copy, c->password, c->password_len + 1);
+        *len = c->password_len;
+    }
+    pthread_mutex_unlock(&c->password_lock);
+    return copy;
 }
 
 /* Called by paho after the first connect and after every automatic reconnect. */
@@ -218,10 +238,10 @@ static void start_connect(struct sub_client *c)
     opts.connectTimeout = 10;
     opts.username = cfg->username;
     opts.password = cfg->password;
-    if (cfg->password_file != NULL) {
-        password_reload(c);
-        opts.password = c->password;
-    }
+    char *from_file = NULL;
+    size_t from_file_len = 0;
+    if (cfg->password_file != NULL)
+        opts.password = from_file = password_for_connect(c, &from_file_len);
     if (opts.password != NULL)
         log_token_expiry(c, opts.password, strlen(opts.password));
     opts.onFailure = on_connect_failed;
@@ -236,7 +256,8 @@ static void start_connect(struct sub_client *c)
         opts.ssl = &tls;
     }
     atomic_store(&c->state, SUB_CONNECTING);
-    int rc = MQTTAsync_connect(c->handle, &opts);
+    int rc = MQTTAsync_connect(c->handle, &opts); /* paho copies the password */
+    hb_secret_free(from_file, from_file_len + 1);
     if (rc != MQTTASYNC_SUCCESS) {
         HB_WARN("mqtt %s: connect: %s", c->uri, MQTTAsync_strerror(rc));
         atomic_store(&c->retry_at, hb_monotonic_ms() + c->backoff_ms);
@@ -250,6 +271,7 @@ static bool client_create(struct subscriber *s, size_t i)
     c->owner = s;
     c->uri = s->cfg.brokers[i];
     c->backoff_ms = BACKOFF_MIN_MS;
+    pthread_mutex_init(&c->password_lock, NULL);
     if (s->cfg.n_brokers > 1)
         snprintf(c->client_id, sizeof(c->client_id), "%s-%zu", s->cfg.client_id, i);
     else
@@ -260,6 +282,7 @@ static bool client_create(struct subscriber *s, size_t i)
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         HB_ERROR("mqtt %s: cannot create client: %s", c->uri, MQTTAsync_strerror(rc));
+        pthread_mutex_destroy(&c->password_lock);
         return false;
     }
     rc = MQTTAsync_setCallbacks(c->handle, c, on_connection_lost, on_message, NULL);
@@ -270,6 +293,7 @@ static bool client_create(struct subscriber *s, size_t i)
     if (rc != MQTTASYNC_SUCCESS) {
         HB_ERROR("mqtt %s: cannot set callbacks: %s", c->uri, MQTTAsync_strerror(rc));
         MQTTAsync_destroy(&c->handle);
+        pthread_mutex_destroy(&c->password_lock);
         return false;
     }
     return true;
@@ -355,6 +379,7 @@ void subscriber_finish(struct subscriber *s, int timeout_ms)
         MQTTAsync_destroy(&s->clients[i].handle);
         hb_secret_free(s->clients[i].password, s->clients[i].password_len + 1);
         s->clients[i].password = NULL;
+        pthread_mutex_destroy(&s->clients[i].password_lock);
     }
     s->n_clients = 0;
 }

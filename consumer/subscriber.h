@@ -4,6 +4,7 @@
 #define HB_SUBSCRIBER_H
 
 #include <MQTTAsync.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,7 +45,11 @@ struct sub_client {
     atomic_int state;          /* enum sub_state in subscriber.c */
     _Atomic int64_t retry_at;  /* monotonic ms of the next connect attempt */
     int backoff_ms;
-    char *password;      /* last read from cfg.password_file (wiped), to log renewals */
+    /* Last read from cfg.password_file (wiped when replaced), to log renewals. Read by this
+     * thread's connects and by paho's reconnects, hence the lock (never held across a paho
+     * call: paho calls back with its own lock held). */
+    pthread_mutex_t password_lock;
+    char *password;
     size_t password_len;
 };
 
