@@ -12,7 +12,6 @@ agree and every key holds exactly the devices the generator used.
 """
 import argparse
 import csv
-import datetime
 import json
 import os
 import platform

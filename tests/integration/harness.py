@@ -6,6 +6,7 @@ fails. Nothing here mocks Redis or the broker.
 """
 
 import contextlib
+import grp
 import json
 import os
 import random
@@ -187,6 +188,40 @@ def tls_certificates(directory):
                                                    other_key, True).public_bytes(pem))
     return files
 
+
+
+def share_with_broker(top, files, dirs=()):
+    """mosquitto started as root drops to its own user before it loads plugins, so the plugin
+    reads key files as that user: give them to its group, as a deployment would (0640 files,
+    0750 directories), and let it pass through the test directory top."""
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = grp.getgrnam("mosquitto").gr_gid
+    except KeyError:
+        return
+    os.chmod(top, 0o711)
+    for d in dirs:
+        os.chown(d, 0, gid)
+        os.chmod(d, 0o750)
+    for f in files:
+        os.chown(f, 0, gid)
+        os.chmod(f, 0o640)
+
+
+def plugin_broker_config(key_lines, extra=""):
+    """A mosquitto configuration with the hb_auth plugin and its plugin_opt_ (name, value)
+    pairs; "{port}" is the listener's port (see Mosquitto)."""
+    plugin = os.path.abspath(os.path.join(BUILD, "plugin", "hb_auth.so"))
+    check(os.path.exists(plugin), f"{plugin} is not built")
+    return ("listener {port} 127.0.0.1\n"
+            "allow_anonymous false\n"
+            f"plugin {plugin}\n"
+            + "".join(f"plugin_opt_{k} {v}\n" for k, v in key_lines)
+            + "persistence false\n"
+              "max_queued_messages 100000\n"
+              "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            + extra)
 
 
 class Process:

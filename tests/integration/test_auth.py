@@ -8,7 +8,6 @@ sent afterwards has landed. Run one scenario with
 """
 
 import base64
-import grp
 import hashlib
 import hmac
 import json
@@ -26,7 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness import (BUILD, SOURCE, Process, TestFailure, check, check_eq, free_port,
-                     sanitizer_env, tls_certificates, wait_until)
+                     plugin_broker_config, sanitizer_env, share_with_broker, tls_certificates,
+                     wait_until)
 
 CONSUMER_ID = "hb-consumer-test"
 NOT_AUTHORIZED_V4 = 5        # CONNACK return code 5: not authorised
@@ -71,25 +71,6 @@ def hs256_by_hand(header, body, secret):
     return f"{signing_input}.{b64url(mac)}"
 
 
-def share_with_broker(top, dirs, files):
-    """mosquitto started as root drops to its own user before it loads plugins, so the plugin
-    reads key files as that user: give them to its group, as a deployment would (0640 files,
-    0750 directories), and let it pass through the test directory."""
-    if os.geteuid() != 0:
-        return
-    try:
-        gid = grp.getgrnam("mosquitto").gr_gid
-    except KeyError:
-        return
-    os.chmod(top, 0o711)
-    for d in dirs:
-        os.chown(d, 0, gid)
-        os.chmod(d, 0o750)
-    for f in files:
-        os.chown(f, 0, gid)
-        os.chmod(f, 0o640)
-
-
 class Keys:
     """An HS256 secret (kid k-hs) and an ES256 key pair (kid k-es: the broker holds only the
     public key), plus keys the broker does not know, all in the test directory."""
@@ -112,8 +93,8 @@ class Keys:
                                               serialization.PublicFormat.SubjectPublicKeyInfo))
         self.other_secret = os.urandom(32).hex().encode()
         self.other_es_key = ec.generate_private_key(ec.SECP256R1())
-        share_with_broker(directory, [self.broker_dir, self.dir],
-                          [self.hs_file, self.es_public_file])
+        share_with_broker(directory, [self.hs_file, self.es_public_file],
+                          dirs=[self.broker_dir, self.dir])
 
     @staticmethod
     def _write(directory, name, data):
@@ -318,19 +299,6 @@ class Mqtt:
 
 # ---- the stack ------------------------------------------------------------------------------
 
-def broker_config(keys_lines, extra=""):
-    plugin = os.path.abspath(os.path.join(BUILD, "plugin", "hb_auth.so"))
-    check(os.path.exists(plugin), f"{plugin} is not built")
-    return ("listener {port} 127.0.0.1\n"
-            "allow_anonymous false\n"
-            f"plugin {plugin}\n"
-            + "".join(f"plugin_opt_{k} {v}\n" for k, v in keys_lines)
-            + "persistence false\n"
-              "max_queued_messages 100000\n"
-              "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-            + extra)
-
-
 class Stack:
     """Redis, mosquitto with the plugin (both keys configured unless told otherwise) and an
     hb-consumer holding a consumer token."""
@@ -342,7 +310,7 @@ class Stack:
             key_lines = [("key_file", self.keys.hs_file), ("key_file_2", self.keys.es_public_file)]
         key_lines = list(key_lines) + list(extra_lines)
         self.redis = env.redis(aof=False)
-        self.broker = env.mosquitto(config=broker_config(key_lines), env=sanitizer_env())
+        self.broker = env.mosquitto(config=plugin_broker_config(key_lines), env=sanitizer_env())
         self.consumer = None
         self.witnesses = 0
         if consumer:
@@ -637,7 +605,7 @@ def key_rotation_both_keys_work_then_old_key_removed(env):
     s.witness_then_check({"acctR": {"dev-old": 1, "dev-new": 1}})
     check("hb_auth: ready: 2 key(s)" in s.log(), "two keys loaded")
     # The old key removed: a broker with only the new key refuses old tokens, takes new ones.
-    only_new = env.mosquitto(config=broker_config([("key_file", s.keys.es_public_file)]),
+    only_new = env.mosquitto(config=plugin_broker_config([("key_file", s.keys.es_public_file)]),
                              env=sanitizer_env())
     c = Mqtt(only_new.port, "dev-old", password=s.keys.device("acctR"))
     check_eq(c.connack, NOT_AUTHORIZED, "CONNACK of an old-key token after removal")

@@ -6,19 +6,18 @@ cannot fit. One scenario per meson test; run one by hand with
   HB_BUILD_DIR=build tests/integration/test_sim.py workers_truth_matches_the_checker_exactly
 """
 
-import grp
 import json
 import os
 import re
 import resource
 import subprocess
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 
-from harness import (ALIGNED_DURATION, BUILD, TRUTH_INTERVAL, check, check_eq, free_port, main,
-                     sanitizer_env, start_before_boundary, tls_certificates, wait_until)
+from harness import (ALIGNED_DURATION, TRUTH_INTERVAL, check, check_eq, free_port, main,
+                     plugin_broker_config, sanitizer_env, share_with_broker,
+                     start_before_boundary, tls_certificates, wait_until)
 
 INTERVAL = TRUTH_INTERVAL
 
@@ -119,32 +118,8 @@ def json_summary_fields_are_exact(env):
     check_eq(s["end_ms"] - s["start_ms"], 3000, "run length")
 
 
-def share_with_broker(top, files):
-    """mosquitto started as root drops to its own user before it loads plugins: let it read
-    the key through the test directory, as tests/integration/test_auth.py does."""
-    if os.geteuid() != 0:
-        return
-    try:
-        gid = grp.getgrnam("mosquitto").gr_gid
-    except KeyError:
-        return
-    os.chmod(top, 0o711)
-    for f in files:
-        os.chown(f, 0, gid)
-        os.chmod(f, 0o640)
-
-
 def plugin_broker(env, key):
-    plugin = os.path.abspath(os.path.join(BUILD, "plugin", "hb_auth.so"))
-    check(os.path.exists(plugin), f"{plugin} is not built")
-    config = ("listener {port} 127.0.0.1\n"
-              "allow_anonymous false\n"
-              f"plugin {plugin}\n"
-              f"plugin_opt_key_file {key}\n"
-              "persistence false\n"
-              "max_queued_messages 100000\n"
-              "log_type error\nlog_type warning\nlog_type notice\n")
-    return env.mosquitto(config=config, env=sanitizer_env())
+    return env.mosquitto(config=plugin_broker_config([("key_file", key)]), env=sanitizer_env())
 
 
 def write_key(env, name, secret):
