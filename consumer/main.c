@@ -343,7 +343,7 @@ int main(int argc, char **argv)
     }
     struct metrics metrics = {0};
     if (o.metrics != NULL) {
-        struct metrics_sources src = {stats, &queue, &sub, (size_t)o.buffer};
+        struct metrics_sources src = {stats, &queue, &sub};
         if (!metrics_start(&metrics, &src, (struct sockaddr *)&metrics_addr)) {
             HB_ERROR("--metrics: cannot listen on %s", o.metrics);
             subscriber_finish(&sub, 0);

@@ -73,7 +73,7 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
     gauge(f, "hb_consumer_queue_length", "Heartbeats waiting for the writer.",
           queue_length(src->queue));
     gauge(f, "hb_consumer_queue_capacity", "Heartbeats the buffer holds (--buffer).",
-          src->queue_capacity);
+          src->queue->capacity);
     gauge(f, "hb_consumer_redis_up", "1 while the writer holds a working Redis connection.",
           atomic_load(&s->redis_up));
     fputs("# HELP hb_consumer_mqtt_subscribed 1 while subscribed on this broker.\n"

@@ -14,7 +14,6 @@ struct metrics_sources {
     struct stats *stats;
     struct queue *queue;
     struct subscriber *subscriber;
-    size_t queue_capacity;
 };
 
 struct metrics {

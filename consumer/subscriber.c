@@ -97,33 +97,42 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *response)
              response && response->message ? response->message : "");
 }
 
-/* Reads the password file into c->password. Returns 1 when it changed (and says so), 0 when it
- * is the same or read for the first time, -1 (after a warning) when it cannot be read: the
- * last password is kept then. */
-static int password_reload(struct sub_client *c)
+/* Reads the password file into c->password, saying so when it changed. When it cannot be read
+ * (after a warning) the last password is kept. Call with password_lock held. */
+static void password_reload(struct sub_client *c)
 {
     const char *path = c->owner->cfg.password_file;
     char err[256], *text;
     size_t len;
     if (!hb_secret_file_read(path, PASSWORD_FILE_MAX, &text, &len, err, sizeof(err))) {
         HB_WARN("mqtt %s: --password-file %s; keeping the password read before", c->uri, err);
-        return -1;
+        return;
     }
     len = hb_secret_trim_newline(text, len);
     text[len] = '\0';
-    bool first = c->password == NULL;
-    bool same = !first && len == c->password_len && memcmp(text, c->password, len) == 0;
+    if (c->password != NULL && (len != c->password_len || memcmp(text, c->password, len) != 0))
+        HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri, path);
     hb_secret_free(c->password, c->password_len + 1);
     c->password = text;
     c->password_len = len;
-    if (first || same)
-        return 0;
-    HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri, path);
-    return 1;
 }
 
-/* Says when the token in use runs out, if it is a JWT: an operator sees the deadline in the
- * log long before the broker enforces it. */
+/* The password file's current contents, re-read now, in a NUL-terminated copy from alloc
+ * (NULL when it was never readable). Both this thread's connects and paho's reconnects call
+ * it, hence the lock, which is never held across a paho call. */
+static char *password_copy(struct sub_client *c, void *(*alloc)(size_t), size_t *len)
+{
+    pthread_mutex_lock(&c->password_lock);
+    password_reload(c);
+    char *copy = c->password ? alloc(c->password_len + 1) : NULL;
+    if (copy != NULL) {
+        memcpy(copy, c->password, c->password_len + 1);
+        *len = c->password_len;
+    }
+    pthread_mutex_unlock(&c->password_lock);
+    return copy;
+}
+
 static void log_token_expiry(const struct sub_client *c, const char *password, size_t len)
 {
     int64_t exp;
@@ -141,36 +150,15 @@ static void log_token_expiry(const struct sub_client *c, const char *password, s
 static int on_reconnecting(void *context, MQTTAsync_connectData *data)
 {
     struct sub_client *c = context;
-    pthread_mutex_lock(&c->password_lock);
-    int rc = 0;
-    if (password_reload(c) >= 0) {
-        log_token_expiry(c, c->password, c->password_len);
-        /* paho frees the previous password and takes ownership of this copy. */
-        char *copy = MQTTAsync_malloc(c->password_len + 1);
-        if (copy != NULL) {
-            memcpy(copy, c->password, c->password_len + 1);
-            data->binarypwd.data = copy;
-            data->binarypwd.len = (int)c->password_len;
-            rc = 1;
-        }
-    }
-    pthread_mutex_unlock(&c->password_lock);
-    return rc;
-}
-
-/* A private copy of the password file's current contents for one connect (NULL when it was
- * never readable). Free with hb_secret_free(copy, *len + 1). */
-static char *password_for_connect(struct sub_client *c, size_t *len)
-{
-    pthread_mutex_lock(&c->password_lock);
-    password_reload(c);
-    char *copy = c->password ? malloc(c->password_len + 1) : NULL;
-    if (copy != NULL) {
-        memcpy(copy, c->password, c->password_len + 1);
-        *len = c->password_len;
-    }
-    pthread_mutex_unlock(&c->password_lock);
-    return copy;
+    size_t len;
+    char *copy = password_copy(c, MQTTAsync_malloc, &len);
+    if (copy == NULL)
+        return 0;
+    log_token_expiry(c, copy, len);
+    /* paho frees the previous password and takes ownership of this copy. */
+    data->binarypwd.data = copy;
+    data->binarypwd.len = (int)len;
+    return 1;
 }
 
 /* Called by paho after the first connect and after every automatic reconnect. */
@@ -241,7 +229,7 @@ static void start_connect(struct sub_client *c)
     char *from_file = NULL;
     size_t from_file_len = 0;
     if (cfg->password_file != NULL)
-        opts.password = from_file = password_for_connect(c, &from_file_len);
+        opts.password = from_file = password_copy(c, malloc, &from_file_len);
     if (opts.password != NULL)
         log_token_expiry(c, opts.password, strlen(opts.password));
     opts.onFailure = on_connect_failed;

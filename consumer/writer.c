@@ -34,11 +34,9 @@ static void sleep_ms(int ms)
         ;
 }
 
-static long elapsed_ms(const struct timespec *since)
+static int next_backoff(int backoff)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+    return backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 }
 
 static void disconnect(struct writer *w)
@@ -238,7 +236,7 @@ static void idle_check(struct writer *w, int64_t *next_ms, int *backoff)
             *next_ms = now + IDLE_PING_MS;
         } else {
             *next_ms = now + *backoff;
-            *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+            *backoff = next_backoff(*backoff);
         }
         return;
     }
@@ -271,7 +269,7 @@ static void *writer_main(void *arg)
     int backoff = BACKOFF_MIN_MS;
     bool drained = false;  /* the queue is closed and empty */
     bool stopping = false; /* the queue is closed: the drain timeout runs */
-    struct timespec stop_at = {0};
+    int64_t stop_at = 0; /* monotonic ms when stopping began */
     int64_t idle_next_ms = 0; /* connect right away, before the first heartbeat */
 
     for (;;) {
@@ -290,7 +288,7 @@ static void *writer_main(void *arg)
             }
             if (drained && !stopping) {
                 stopping = true;
-                clock_gettime(CLOCK_MONOTONIC, &stop_at);
+                stop_at = hb_monotonic_ms();
             }
             continue;
         }
@@ -301,17 +299,17 @@ static void *writer_main(void *arg)
         /* Redis is unreachable: back off, waking early if shutdown begins. */
         if (!stopping && queue_wait_closed(w->queue, backoff)) {
             stopping = true;
-            clock_gettime(CLOCK_MONOTONIC, &stop_at);
+            stop_at = hb_monotonic_ms();
         }
         if (stopping) {
-            long left = w->cfg.drain_timeout_ms - elapsed_ms(&stop_at);
+            int64_t left = w->cfg.drain_timeout_ms - (hb_monotonic_ms() - stop_at);
             if (left <= 0) {
                 drop_all(w);
                 break;
             }
             sleep_ms(backoff < left ? backoff : (int)left);
         }
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        backoff = next_backoff(backoff);
     }
     disconnect(w);
     return NULL;
