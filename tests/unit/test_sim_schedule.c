@@ -5,6 +5,7 @@
 #include "truth.h"
 
 #include "testing.h"
+#include "truth_testing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,23 +200,6 @@ static void test_window_same_seed_gives_same_windows(void)
     }
 }
 
-/* Writes the truth into a string (caller frees). */
-static char *write_to_string(const struct truth *t, size_t n)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    bool ok = truth_write(t, f, n);
-    fclose(f);
-    if (!ok) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static void test_truth_account_without_devices_is_empty_list(void)
 {
     const char *accounts[] = {"acct0000", "acct0001"};
@@ -227,7 +211,7 @@ static void test_truth_account_without_devices_is_empty_list(void)
     if (t == NULL)
         return;
     CHECK(truth_record(t, 0, B + 1000));
-    char *out = write_to_string(t, 1);
+    char *out = truth_to_string(t, 1);
     CHECK(out != NULL);
     if (out != NULL)
         CHECK_STR(out, "{\"interval_start\":1700000040000,\"account\":\"acct0000\","

@@ -3,28 +3,13 @@
 #include "truth.h"
 
 #include "testing.h"
+#include "truth_testing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #define I 60000LL
 #define B 1700000040000LL
-
-static char *write_to_string(const struct truth *t, size_t n)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    bool ok = truth_write(t, f, n);
-    fclose(f);
-    if (!ok) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
 
 /* Accounts and devices deliberately out of order. */
 static const char *accounts[] = {"b", "a"};
@@ -63,7 +48,7 @@ static void test_truth_lines_sorted_by_interval_then_account_devices_sorted(void
     truth_record(t, 2, B + 30);     /* again: still once */
     truth_record(t, 3, B + I + 5);  /* a-10 in the second */
     truth_record(t, 1, B + I + 50); /* a-9 in the second */
-    char *out = write_to_string(t, 2);
+    char *out = truth_to_string(t, 2);
     CHECK(out != NULL);
     if (out != NULL)
         CHECK_STR(out, "{\"interval_start\":1700000040000,\"account\":\"a\",\"devices\":[]}\n"
@@ -84,7 +69,7 @@ static void test_truth_write_fewer_intervals_writes_only_those(void)
     if (t == NULL)
         return;
     truth_record(t, 0, B + 2 * I);
-    char *out = write_to_string(t, 1);
+    char *out = truth_to_string(t, 1);
     CHECK(out != NULL);
     if (out != NULL)
         CHECK_STR(out, "{\"interval_start\":1700000040000,\"account\":\"a\",\"devices\":[]}\n"
@@ -102,7 +87,7 @@ static void test_truth_zero_intervals_writes_nothing(void)
     if (t == NULL)
         return;
     CHECK(!truth_record(t, 0, B));
-    char *out = write_to_string(t, 5);
+    char *out = truth_to_string(t, 5);
     CHECK(out != NULL);
     if (out != NULL)
         CHECK_STR(out, "");

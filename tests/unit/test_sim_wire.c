@@ -5,6 +5,7 @@
 #include "wire.h"
 
 #include "testing.h"
+#include "truth_testing.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,18 +32,6 @@ static struct truth *make(int64_t first_ms, size_t n_intervals)
     }
     struct truth_ids ids = {3, account_ids, N_DEVICES, device_ids, device_account};
     return truth_create(&ids, first_ms, I, n_intervals);
-}
-
-static char *write_to_string(const struct truth *t, size_t n)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    truth_write(t, f, n);
-    fclose(f);
-    return buf;
 }
 
 static void test_reports_arrive_whole_and_in_order(void)
@@ -163,7 +152,7 @@ static void test_merged_worker_truths_equal_one_truth(void)
         messages++;
     }
     CHECK_INT(messages, 4);
-    char *a = write_to_string(all, 3), *b = write_to_string(merged, 3);
+    char *a = truth_to_string(all, 3), *b = truth_to_string(merged, 3);
     CHECK(a != NULL && b != NULL && strcmp(a, b) == 0);
     CHECK_INT(truth_count(merged, 3), truth_count(all, 3));
     CHECK(truth_count(all, 3) > 150);
