@@ -23,95 +23,71 @@ struct options {
     struct hb_config common;
     bool json, devices, verbose;
     bool at_given;
-    int64_t at_ms;
+    long at_s;
+    int64_t at_ms; /* --at, or now */
     const char *verify_file;
 };
 
-enum { OPT_JSON = HB_OPT_FIRST_PROGRAM_OPTION, OPT_DEVICES, OPT_AT, OPT_VERIFY, OPT_VERBOSE };
-
-static const struct option long_options[] = {
-    HB_CONFIG_LONG_OPTIONS,
-    {"json", no_argument, NULL, OPT_JSON},
-    {"devices", no_argument, NULL, OPT_DEVICES},
-    {"at", required_argument, NULL, OPT_AT},
-    {"verify", required_argument, NULL, OPT_VERIFY},
-    {"verbose", no_argument, NULL, OPT_VERBOSE},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+static const struct hb_option check_options[] = {
+    {.type = HB_OPTION_FLAG,
+     .name = "json",
+     HB_OPTION_FIELD(struct options, json),
+     .help = "one JSON object per account per line"},
+    {.type = HB_OPTION_FLAG,
+     .name = "devices",
+     HB_OPTION_FIELD(struct options, devices),
+     .help = "with --json, also list the device ids"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "at",
+     .metavar = "UNIX_SECONDS",
+     HB_OPTION_FIELD(struct options, at_s),
+     .min = 0,
+     .max = 32503680000L,
+     .flags = HB_OPTION_GIVEN,
+     .given = offsetof(struct options, at_given),
+     .error = "expected Unix seconds, got '%s'",
+     .help = "check as if it were this time"},
+    {.type = HB_OPTION_STRING,
+     .name = "verify",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, verify_file),
+     .help = "compare Redis with a simulator truth file (JSON Lines); prints\n"
+             "mismatches, exits 1 on any"},
+    {.type = HB_OPTION_FLAG,
+     .name = "verbose",
+     HB_OPTION_FIELD(struct options, verbose),
+     .help = "with --verify, print matching lines too"},
 };
 
-static const char usage[] =
-    "Usage: hb-check [OPTION]... ACCOUNT...\n"
-    "       hb-check [OPTION]... --verify TRUTH.jsonl\n"
-    "Print the number of distinct devices of each ACCOUNT in the last complete interval\n"
-    "(the one before the interval containing now, or --at). ACCOUNT '-' reads ids from stdin,\n"
-    "one per line.\n\n";
+static const struct hb_options_spec spec = {
+    .program = "hb-check",
+    .usage = "Usage: hb-check [OPTION]... ACCOUNT...\n"
+             "       hb-check [OPTION]... --verify TRUTH.jsonl\n"
+             "Print the number of distinct devices of each ACCOUNT in the last complete interval\n"
+             "(the one before the interval containing now, or --at). ACCOUNT '-' reads ids from "
+             "stdin,\none per line.\n\n",
+    .epilogue = "\nExit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error.\n",
+    .groups = {HB_CONFIG_GROUP(struct options, common),
+               {check_options, sizeof(check_options) / sizeof(check_options[0]), 0}},
+    .n_groups = 2,
+    .operands = true,
+};
 
-static const char usage_tail[] =
-    "  --json                one JSON object per account per line\n"
-    "  --devices             with --json, also list the device ids\n"
-    "  --at UNIX_SECONDS     check as if it were this time\n"
-    "  --verify FILE         compare Redis with a simulator truth file (JSON Lines); prints\n"
-    "                        mismatches, exits 1 on any\n"
-    "  --verbose             with --verify, print matching lines too\n"
-    "  -h, --help            show this help\n"
-    "  -V, --version         show the version\n\n"
-    "Exit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error.\n";
-
-/* Returns 0 to run, 1 to exit successfully, 2 on a usage error. */
-static int parse_options(struct options *o, int argc, char **argv)
+/* Fills a fresh o from the environment and argv; *first_account gets the index in argv of the
+ * first ACCOUNT. */
+static enum hb_options_status parse_options(struct options *o, int argc, char **argv,
+                                            int *first_account)
 {
     memset(o, 0, sizeof(*o));
-    if (!hb_config_init(&o->common))
-        return 2;
-    int opt;
-    long at;
-    while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
-        int handled = hb_config_option(&o->common, opt, optarg);
-        if (handled < 0)
-            return 2;
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_DEVICES:
-            o->devices = true;
-            break;
-        case OPT_VERBOSE:
-            o->verbose = true;
-            break;
-        case OPT_AT:
-            if (!hb_parse_long(optarg, 0, 32503680000L, &at)) {
-                HB_ERROR("--at: expected Unix seconds, got '%s'", optarg);
-                return 2;
-            }
-            o->at_given = true;
-            o->at_ms = (int64_t)at * 1000;
-            break;
-        case OPT_VERIFY:
-            o->verify_file = optarg;
-            break;
-        case 'h':
-            printf("%s%s%s", usage, hb_config_help, usage_tail);
-            return 1;
-        case 'V':
-            printf("hb-check %s\n", HB_VERSION);
-            return 1;
-        default:
-            fprintf(stderr, "Try 'hb-check --help'.\n");
-            return 2;
-        }
-    }
-    if (o->verify_file == NULL && optind >= argc) {
+    enum hb_options_status status = hb_options_parse(&spec, o, argc, argv, first_account);
+    if (status != HB_OPTIONS_RUN)
+        return status;
+    if (o->verify_file == NULL && *first_account >= argc) {
         HB_ERROR("no account given (use '-' to read them from stdin)");
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
-    if (!o->at_given)
-        o->at_ms = hb_now_ms();
-    return 0;
+    o->at_ms = o->at_given ? (int64_t)o->at_s * 1000 : hb_now_ms();
+    return HB_OPTIONS_RUN;
 }
 
 /* A growing list of account ids. */
@@ -239,12 +215,13 @@ static int verify(const struct options *o, redisContext *c)
 int main(int argc, char **argv)
 {
     struct options o;
-    int rc = parse_options(&o, argc, argv);
-    if (rc != 0)
-        return rc == 1 ? 0 : EXIT_USAGE;
+    int first_account;
+    enum hb_options_status status = parse_options(&o, argc, argv, &first_account);
+    if (status != HB_OPTIONS_RUN)
+        return status == HB_OPTIONS_EXIT ? 0 : EXIT_USAGE;
 
     struct accounts accounts = {0};
-    for (int i = optind; i < argc; i++) {
+    for (int i = first_account; i < argc; i++) {
         bool ok = strcmp(argv[i], "-") == 0 ? read_stdin(&accounts)
                                              : accounts_add(&accounts, argv[i], strlen(argv[i]));
         if (!ok) {
@@ -266,7 +243,7 @@ int main(int argc, char **argv)
         accounts_finish(&accounts);
         return EXIT_REDIS;
     }
-    rc = o.verify_file ? verify(&o, c) : check_accounts(&o, c, &accounts);
+    int rc = o.verify_file ? verify(&o, c) : check_accounts(&o, c, &accounts);
     redisFree(c);
     accounts_finish(&accounts);
     return rc;

@@ -1,39 +1,67 @@
-/* The settings shared by every program. Values are checked when read, so a program never
- * starts with a half-valid configuration. Strings point into argv or the environment. */
+/* The settings shared by every program, declared once as options (common/options.h). Values
+ * are checked when read, so a program never starts with a half-valid configuration. Strings
+ * point into argv, the environment or the declarations. */
 #include "config.h"
 
 #include "ids.h"
-#include "log.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
-const char hb_config_help[] =
-    "  --broker URI          MQTT broker, tcp://host:port (env HB_BROKER, default " HB_DEFAULT_BROKER
-    ")\n"
-    "                        may be given several times\n"
-    "  --redis URI           redis://[[user]:password@]host[:port][/db] or unix:///path\n"
-    "                        (env HB_REDIS, default " HB_DEFAULT_REDIS ")\n"
-    "  --interval SECONDS    binning interval, aligned to the epoch (env HB_INTERVAL, default 60)\n"
-    "  --topic-prefix P      heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\n"
-    "                        default hb)\n";
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
-bool hb_parse_long(const char *arg, long min, long max, long *out)
-{
-    /* strtol would skip leading blanks and take a '+': a number here is digits only. */
-    if (arg == NULL || !(isdigit((unsigned char)arg[0]) ||
-                         (arg[0] == '-' && isdigit((unsigned char)arg[1]))))
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
+const struct hb_option hb_config_options[HB_CONFIG_N_OPTIONS] = {
+    {
+        .type = HB_OPTION_STRINGS,
+        .name = "broker",
+        .metavar = "URI",
+        .env = "HB_BROKER",
+        .def = HB_DEFAULT_BROKER,
+        HB_OPTION_FIELD(struct hb_config, brokers),
+        .count = offsetof(struct hb_config, n_brokers),
+        .max_count = HB_BROKERS_MAX,
+        .flags = HB_OPTION_GIVEN,
+        .given = offsetof(struct hb_config, brokers_from_options),
+        .error = "at most " XSTR(HB_BROKERS_MAX) " brokers",
+        .help = "MQTT broker, tcp://host:port (env HB_BROKER, default " HB_DEFAULT_BROKER ")\n"
+                "may be given several times",
+    },
+    {
+        .type = HB_OPTION_STRING,
+        .name = "redis",
+        .metavar = "URI",
+        .env = "HB_REDIS",
+        .def = HB_DEFAULT_REDIS,
+        HB_OPTION_FIELD(struct hb_config, redis),
+        .help = "redis://[[user]:password@]host[:port][/db] or unix:///path\n"
+                "(env HB_REDIS, default " HB_DEFAULT_REDIS ")",
+    },
+    {
+        /* One week at most: keys live two intervals, and a longer bin is no concurrency signal. */
+        .type = HB_OPTION_INTEGER,
+        .name = "interval",
+        .metavar = "SECONDS",
+        .env = "HB_INTERVAL",
+        .def = XSTR(HB_DEFAULT_INTERVAL),
+        HB_OPTION_FIELD(struct hb_config, interval_s),
+        .min = 1,
+        .max = 7 * 24 * 3600,
+        .error = "interval must be whole seconds in 1..604800, got '%s'",
+        .help = "binning interval, aligned to the epoch (env HB_INTERVAL, default 60)",
+    },
+    {
+        .type = HB_OPTION_STRING,
+        .name = "topic-prefix",
+        .metavar = "P",
+        .env = "HB_TOPIC_PREFIX",
+        .def = HB_DEFAULT_TOPIC_PREFIX,
+        HB_OPTION_FIELD(struct hb_config, topic_prefix),
+        .valid = hb_topic_prefix_valid,
+        .error = "topic prefix must be 1..64 bytes of A-Z a-z 0-9 . _ - : and '/' between "
+                 "levels, got '%s'",
+        .help = HB_CONFIG_TOPIC_PREFIX_HELP,
+    },
+};
 
 bool hb_topic_prefix_valid(const char *prefix)
 {
@@ -48,71 +76,15 @@ bool hb_topic_prefix_valid(const char *prefix)
     return true;
 }
 
-static bool set_interval(struct hb_config *cfg, const char *arg, const char *from)
-{
-    long v;
-    /* One week at most: keys live two intervals, and a longer bin is no concurrency signal. */
-    if (!hb_parse_long(arg, 1, 7 * 24 * 3600, &v)) {
-        HB_ERROR("%s: interval must be whole seconds in 1..604800, got '%s'", from, arg);
-        return false;
-    }
-    cfg->interval_s = (int)v;
-    return true;
-}
-
-static bool set_prefix(struct hb_config *cfg, const char *arg, const char *from)
-{
-    if (!hb_topic_prefix_valid(arg)) {
-        HB_ERROR("%s: topic prefix must be 1..64 bytes of A-Z a-z 0-9 . _ - : and '/' between "
-                 "levels, got '%s'",
-                 from, arg);
-        return false;
-    }
-    cfg->topic_prefix = arg;
-    return true;
-}
-
 bool hb_config_init(struct hb_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    const char *broker = getenv("HB_BROKER");
-    cfg->brokers[0] = broker && *broker ? broker : HB_DEFAULT_BROKER;
-    cfg->n_brokers = 1;
-    const char *redis = getenv("HB_REDIS");
-    cfg->redis = redis && *redis ? redis : HB_DEFAULT_REDIS;
-    cfg->interval_s = HB_DEFAULT_INTERVAL;
-    cfg->topic_prefix = HB_DEFAULT_TOPIC_PREFIX;
-    const char *interval = getenv("HB_INTERVAL");
-    if (interval && *interval && !set_interval(cfg, interval, "HB_INTERVAL"))
-        return false;
-    const char *prefix = getenv("HB_TOPIC_PREFIX");
-    if (prefix && *prefix && !set_prefix(cfg, prefix, "HB_TOPIC_PREFIX"))
-        return false;
-    return true;
+    return hb_options_init(hb_config_options, HB_CONFIG_N_OPTIONS, cfg);
 }
 
 int hb_config_option(struct hb_config *cfg, int opt, const char *arg)
 {
-    switch (opt) {
-    case HB_OPT_BROKER:
-        if (!cfg->brokers_from_options) {
-            cfg->brokers_from_options = true;
-            cfg->n_brokers = 0;
-        }
-        if (cfg->n_brokers == HB_BROKERS_MAX) {
-            HB_ERROR("--broker: at most %d brokers", HB_BROKERS_MAX);
-            return -1;
-        }
-        cfg->brokers[cfg->n_brokers++] = arg;
-        return 1;
-    case HB_OPT_REDIS:
-        cfg->redis = arg;
-        return 1;
-    case HB_OPT_INTERVAL:
-        return set_interval(cfg, arg, "--interval") ? 1 : -1;
-    case HB_OPT_TOPIC_PREFIX:
-        return set_prefix(cfg, arg, "--topic-prefix") ? 1 : -1;
-    default:
+    if (opt < HB_OPT_BROKER || opt >= HB_OPT_BROKER + HB_CONFIG_N_OPTIONS)
         return 0;
-    }
+    return hb_option_apply(&hb_config_options[opt - HB_OPT_BROKER], cfg, arg) ? 1 : -1;
 }

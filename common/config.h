@@ -4,9 +4,10 @@
 #ifndef HB_CONFIG_H
 #define HB_CONFIG_H
 
-#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "options.h"
 
 #define HB_DEFAULT_BROKER "tcp://127.0.0.1:1883"
 #define HB_DEFAULT_REDIS "redis://127.0.0.1:6379"
@@ -27,7 +28,16 @@ struct hb_config {
     const char *topic_prefix;
 };
 
-/* Option codes of the shared long options, above any short option character. */
+/* The shared options, for a program's option groups (common/options.h). */
+extern const struct hb_option hb_config_options[];
+#define HB_CONFIG_N_OPTIONS 4
+#define HB_CONFIG_GROUP(type, member) {hb_config_options, HB_CONFIG_N_OPTIONS, offsetof(type, member)}
+
+/* Help text of --topic-prefix, for programs that take only this one of the shared options. */
+#define HB_CONFIG_TOPIC_PREFIX_HELP                                                               \
+    "heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\ndefault hb)"
+
+/* Codes of the shared options for hb_config_option, in the order of hb_config_options. */
 enum {
     HB_OPT_BROKER = 1000,
     HB_OPT_REDIS,
@@ -36,27 +46,15 @@ enum {
     HB_OPT_FIRST_PROGRAM_OPTION = 1100
 };
 
-/* Initializer for the shared entries of a program's struct option array. */
-#define HB_CONFIG_LONG_OPTIONS                                                                    \
-    {"broker", required_argument, NULL, HB_OPT_BROKER},                                           \
-        {"redis", required_argument, NULL, HB_OPT_REDIS},                                         \
-        {"interval", required_argument, NULL, HB_OPT_INTERVAL},                                   \
-        {"topic-prefix", required_argument, NULL, HB_OPT_TOPIC_PREFIX}
-
-/* Help text of the shared options, for a program's --help. */
-extern const char hb_config_help[];
-
 /* Fills cfg from the environment and defaults. Returns false (after reporting why) when an
  * environment variable is malformed. */
 bool hb_config_init(struct hb_config *cfg);
 
-/* Applies one shared option from getopt_long. Returns 1 when handled, 0 when opt is not a
- * shared option, -1 (after reporting why) when its argument is invalid. The first --broker
- * replaces the environment's brokers; later ones add to the list. */
+/* Applies one shared option, named by its HB_OPT_ code, as given on the command line. Returns
+ * 1 when applied, 0 when opt names no shared option (nothing done), -1 (after reporting why)
+ * when arg is unusable. The first --broker replaces the environment's brokers; later ones add
+ * to the list. */
 int hb_config_option(struct hb_config *cfg, int opt, const char *arg);
-
-/* Parses a whole number in [min, max]; false when arg is not entirely such a number. */
-bool hb_parse_long(const char *arg, long min, long max, long *out);
 
 /* Parses a topic prefix: 1..64 bytes of the id alphabet plus '/', no empty level. */
 bool hb_topic_prefix_valid(const char *prefix);

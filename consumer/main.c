@@ -29,205 +29,152 @@ struct options {
     const char *metrics;
     const char *ca_file;
     long buffer, batch_size, flush_ms, payload_max, stats_interval_s, drain_timeout_s;
+    enum hb_log_level log_level;
 };
 
-enum {
-    OPT_NO_SHARE = HB_OPT_FIRST_PROGRAM_OPTION,
-    OPT_SHARE_GROUP,
-    OPT_CLIENT_ID,
-    OPT_USERNAME,
-    OPT_PASSWORD,
-    OPT_PASSWORD_FILE,
-    OPT_BUFFER,
-    OPT_BATCH_SIZE,
-    OPT_FLUSH_MS,
-    OPT_PAYLOAD_MAX,
-    OPT_STATS_INTERVAL,
-    OPT_DRAIN_TIMEOUT,
-    OPT_LOG_LEVEL,
-    OPT_METRICS,
-    OPT_CA_FILE,
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+static const struct hb_option consumer_options[] = {
+    {.type = HB_OPTION_CLEAR,
+     .name = "no-share",
+     HB_OPTION_FIELD(struct options, share_group),
+     .help = "plain subscription instead of the shared one"},
+    {.type = HB_OPTION_ID,
+     .name = "share-group",
+     .metavar = "NAME",
+     .def = "hb-consumers",
+     HB_OPTION_FIELD(struct options, share_group),
+     .error = "must be an id (A-Z a-z 0-9 . _ - :), got '%s'",
+     .help = "shared subscription group (default hb-consumers)"},
+    {.type = HB_OPTION_STRING,
+     .name = "client-id",
+     .metavar = "ID",
+     HB_OPTION_FIELD(struct options, client_id),
+     .help = "MQTT client id (default hb-consumer-<host>-<pid>)"},
+    {.type = HB_OPTION_STRING,
+     .name = "username",
+     .metavar = "U",
+     .env = "HB_MQTT_USERNAME",
+     HB_OPTION_FIELD(struct options, username),
+     .help = "MQTT user name (env HB_MQTT_USERNAME)"},
+    {.type = HB_OPTION_STRING,
+     .name = "password",
+     .metavar = "P",
+     .env = "HB_MQTT_PASSWORD",
+     HB_OPTION_FIELD(struct options, password),
+     .help = "MQTT password or token (env HB_MQTT_PASSWORD; prefer the env)"},
+    {.type = HB_OPTION_STRING,
+     .name = "ca-file",
+     .metavar = "F",
+     .env = "HB_MQTT_CA_FILE",
+     HB_OPTION_FIELD(struct options, ca_file),
+     .help = "CA certificates (PEM) for ssl://, mqtts:// and wss:// brokers\n"
+             "(env HB_MQTT_CA_FILE; default: the system's trust store)"},
+    {.type = HB_OPTION_STRING,
+     .name = "password-file",
+     .metavar = "F",
+     .env = "HB_MQTT_PASSWORD_FILE",
+     HB_OPTION_FIELD(struct options, password_file),
+     .help = "read the password from F, again before every reconnect, so a\n"
+             "renewed token needs no restart (env HB_MQTT_PASSWORD_FILE)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "buffer",
+     .metavar = "N",
+     .def = "262144",
+     HB_OPTION_FIELD(struct options, buffer),
+     .min = 1,
+     .max = 100000000,
+     .help = "heartbeats held while Redis is unreachable (default 262144)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "batch-size",
+     .metavar = "N",
+     .def = "2000",
+     HB_OPTION_FIELD(struct options, batch_size),
+     .min = 1,
+     .max = 1000000,
+     .help = "most heartbeats per Redis batch (default 2000)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "flush-ms",
+     .metavar = "MS",
+     .def = "50",
+     HB_OPTION_FIELD(struct options, flush_ms),
+     .min = 1,
+     .max = 60000,
+     .help = "longest wait for a batch to fill (default 50)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "payload-max",
+     .metavar = "BYTES",
+     .def = XSTR(HB_PAYLOAD_MAX_DEFAULT),
+     HB_OPTION_FIELD(struct options, payload_max),
+     .min = 0,
+     .max = 256 * 1024,
+     .help = "largest payload accepted (default 1024)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "stats-interval",
+     .metavar = "S",
+     .def = "10",
+     HB_OPTION_FIELD(struct options, stats_interval_s),
+     .min = 0,
+     .max = 86400,
+     .help = "seconds between stats lines on stderr, 0 for none (default 10)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "drain-timeout",
+     .metavar = "S",
+     .def = "10",
+     HB_OPTION_FIELD(struct options, drain_timeout_s),
+     .min = 0,
+     .max = 3600,
+     .help = "on shutdown, how long to retry an unreachable Redis (default 10)"},
+    {.type = HB_OPTION_LOG_LEVEL,
+     .name = "log-level",
+     .metavar = "LEVEL",
+     .env = "HB_LOG_LEVEL",
+     .def = "info",
+     HB_OPTION_FIELD(struct options, log_level),
+     .flags = HB_OPTION_ENV_LENIENT,
+     .help = "error, warn, info or debug (env HB_LOG_LEVEL, default info)"},
+    {.type = HB_OPTION_STRING,
+     .name = "metrics",
+     .metavar = "ADDR:PORT",
+     .env = "HB_METRICS",
+     HB_OPTION_FIELD(struct options, metrics),
+     .help = "serve GET /metrics (Prometheus) and /healthz there (env\n"
+             "HB_METRICS; default off)"},
 };
 
-static const char usage[] =
-    "Usage: hb-consumer [OPTION]...\n"
-    "Subscribe to MQTT heartbeats and count them per account, device and interval in Redis.\n\n";
-
-static const char usage_tail[] =
-    "  --no-share            plain subscription instead of the shared one\n"
-    "  --share-group NAME    shared subscription group (default hb-consumers)\n"
-    "  --client-id ID        MQTT client id (default hb-consumer-<host>-<pid>)\n"
-    "  --username U          MQTT user name (env HB_MQTT_USERNAME)\n"
-    "  --password P          MQTT password or token (env HB_MQTT_PASSWORD; prefer the env)\n"
-    "  --ca-file F           CA certificates (PEM) for ssl://, mqtts:// and wss:// brokers\n"
-    "                        (env HB_MQTT_CA_FILE; default: the system's trust store)\n"
-    "  --password-file F     read the password from F, again before every reconnect, so a\n"
-    "                        renewed token needs no restart (env HB_MQTT_PASSWORD_FILE)\n"
-    "  --buffer N            heartbeats held while Redis is unreachable (default 262144)\n"
-    "  --batch-size N        most heartbeats per Redis batch (default 2000)\n"
-    "  --flush-ms MS         longest wait for a batch to fill (default 50)\n"
-    "  --payload-max BYTES   largest payload accepted (default 1024)\n"
-    "  --stats-interval S    seconds between stats lines on stderr, 0 for none (default 10)\n"
-    "  --drain-timeout S     on shutdown, how long to retry an unreachable Redis (default 10)\n"
-    "  --log-level LEVEL     error, warn, info or debug (env HB_LOG_LEVEL, default info)\n"
-    "  --metrics ADDR:PORT   serve GET /metrics (Prometheus) and /healthz there (env\n"
-    "                        HB_METRICS; default off)\n"
-    "  -h, --help            show this help\n"
-    "  -V, --version         show the version\n";
-
-static const struct option long_options[] = {
-    HB_CONFIG_LONG_OPTIONS,
-    {"no-share", no_argument, NULL, OPT_NO_SHARE},
-    {"share-group", required_argument, NULL, OPT_SHARE_GROUP},
-    {"client-id", required_argument, NULL, OPT_CLIENT_ID},
-    {"username", required_argument, NULL, OPT_USERNAME},
-    {"password", required_argument, NULL, OPT_PASSWORD},
-    {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
-    {"buffer", required_argument, NULL, OPT_BUFFER},
-    {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
-    {"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
-    {"payload-max", required_argument, NULL, OPT_PAYLOAD_MAX},
-    {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
-    {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"metrics", required_argument, NULL, OPT_METRICS},
-    {"ca-file", required_argument, NULL, OPT_CA_FILE},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+/* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
+static const char *const getopt_order[] = {
+    "broker",      "redis",       "interval",   "topic-prefix",   "no-share",
+    "share-group", "client-id",   "username",   "password",       "password-file",
+    "buffer",      "batch-size",  "flush-ms",   "payload-max",    "stats-interval",
+    "drain-timeout", "log-level", "metrics",    "ca-file",        NULL,
 };
 
-/* A numeric option with its bounds, for uniform parsing and messages. */
-struct numeric_option {
-    int code;
-    const char *name;
-    long min, max;
-    size_t offset;
+static const struct hb_options_spec spec = {
+    .program = "hb-consumer",
+    .usage = "Usage: hb-consumer [OPTION]...\n"
+             "Subscribe to MQTT heartbeats and count them per account, device and interval in "
+             "Redis.\n\n",
+    .groups = {HB_CONFIG_GROUP(struct options, common),
+               {consumer_options, sizeof(consumer_options) / sizeof(consumer_options[0]), 0}},
+    .n_groups = 2,
+    .getopt_order = getopt_order,
 };
 
-static const struct numeric_option numeric_options[] = {
-    {OPT_BUFFER, "--buffer", 1, 100000000, offsetof(struct options, buffer)},
-    {OPT_BATCH_SIZE, "--batch-size", 1, 1000000, offsetof(struct options, batch_size)},
-    {OPT_FLUSH_MS, "--flush-ms", 1, 60000, offsetof(struct options, flush_ms)},
-    {OPT_PAYLOAD_MAX, "--payload-max", 0, 256 * 1024, offsetof(struct options, payload_max)},
-    {OPT_STATS_INTERVAL, "--stats-interval", 0, 86400,
-     offsetof(struct options, stats_interval_s)},
-    {OPT_DRAIN_TIMEOUT, "--drain-timeout", 0, 3600, offsetof(struct options, drain_timeout_s)},
-};
-
-/* Returns 1 handled, 0 not numeric, -1 bad value. */
-static int numeric_option(struct options *o, int code, const char *arg)
-{
-    for (size_t i = 0; i < sizeof(numeric_options) / sizeof(numeric_options[0]); i++) {
-        const struct numeric_option *n = &numeric_options[i];
-        if (n->code != code)
-            continue;
-        long *field = (long *)((char *)o + n->offset);
-        if (!hb_parse_long(arg, n->min, n->max, field)) {
-            HB_ERROR("%s: expected a whole number in %ld..%ld, got '%s'", n->name, n->min,
-                     n->max, arg);
-            return -1;
-        }
-        return 1;
-    }
-    return 0;
-}
-
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
-/* Returns 0 to run, 1 to exit successfully (help, version), 2 on a usage error. */
-static int parse_options(struct options *o, int argc, char **argv)
+/* Fills a fresh o from the environment and argv and checks it as a whole. */
+static enum hb_options_status parse_options(struct options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
-    if (!hb_config_init(&o->common))
-        return 2;
-    o->share_group = "hb-consumers";
-    o->username = env_or("HB_MQTT_USERNAME", NULL);
-    o->password = env_or("HB_MQTT_PASSWORD", NULL);
-    o->password_file = env_or("HB_MQTT_PASSWORD_FILE", NULL);
-    o->metrics = env_or("HB_METRICS", NULL);
-    o->ca_file = env_or("HB_MQTT_CA_FILE", NULL);
-    o->buffer = 262144;
-    o->batch_size = 2000;
-    o->flush_ms = 50;
-    o->payload_max = HB_PAYLOAD_MAX_DEFAULT;
-    o->stats_interval_s = 10;
-    o->drain_timeout_s = 10;
-    enum hb_log_level level;
-    const char *env_level = env_or("HB_LOG_LEVEL", NULL);
-    if (env_level && hb_log_level_parse(env_level, &level))
-        hb_log_set_level(level);
-
-    int opt;
-    while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
-        int handled = hb_config_option(&o->common, opt, optarg);
-        if (handled == 0)
-            handled = numeric_option(o, opt, optarg);
-        if (handled < 0)
-            return 2;
-        if (handled > 0)
-            continue;
-        switch (opt) {
-        case OPT_NO_SHARE:
-            o->share_group = NULL;
-            break;
-        case OPT_SHARE_GROUP:
-            if (!hb_id_valid(optarg, strlen(optarg))) {
-                HB_ERROR("--share-group: must be an id (A-Z a-z 0-9 . _ - :), got '%s'", optarg);
-                return 2;
-            }
-            o->share_group = optarg;
-            break;
-        case OPT_CLIENT_ID:
-            o->client_id = optarg;
-            break;
-        case OPT_USERNAME:
-            o->username = optarg;
-            break;
-        case OPT_PASSWORD:
-            o->password = optarg;
-            break;
-        case OPT_PASSWORD_FILE:
-            o->password_file = optarg;
-            break;
-        case OPT_METRICS:
-            o->metrics = optarg;
-            break;
-        case OPT_CA_FILE:
-            o->ca_file = optarg;
-            break;
-        case OPT_LOG_LEVEL:
-            if (!hb_log_level_parse(optarg, &level)) {
-                HB_ERROR("--log-level: expected error, warn, info or debug, got '%s'", optarg);
-                return 2;
-            }
-            hb_log_set_level(level);
-            break;
-        case 'h':
-            printf("%s%s%s", usage, hb_config_help, usage_tail);
-            return 1;
-        case 'V':
-            printf("hb-consumer %s\n", HB_VERSION);
-            return 1;
-        default:
-            fprintf(stderr, "Try 'hb-consumer --help'.\n");
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        HB_ERROR("unexpected argument '%s'", argv[optind]);
-        return 2;
-    }
+    enum hb_options_status status = hb_options_parse(&spec, o, argc, argv, NULL);
+    if (status != HB_OPTIONS_RUN)
+        return status;
     if (o->password != NULL && o->password_file != NULL) {
         HB_ERROR("give a password or a password file (--password, --password-file or their "
                  "environment variables), not both");
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
-    return 0;
+    return HB_OPTIONS_RUN;
 }
 
 static void print_stats(struct stats *stats, struct queue *queue)
@@ -266,9 +213,10 @@ static void run(const struct options *o, const sigset_t *signals, struct subscri
 int main(int argc, char **argv)
 {
     struct options o;
-    int rc = parse_options(&o, argc, argv);
-    if (rc != 0)
-        return rc == 1 ? 0 : 2;
+    enum hb_options_status status = parse_options(&o, argc, argv);
+    if (status != HB_OPTIONS_RUN)
+        return status == HB_OPTIONS_EXIT ? 0 : 2;
+    hb_log_set_level(o.log_level);
 
     char err[256];
     struct writer_config wcfg = {
@@ -307,7 +255,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = 1;
+    int rc = 1;
     struct stats *stats = malloc(sizeof(*stats));
     if (stats == NULL) {
         HB_ERROR("out of memory");

@@ -17,139 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-enum {
-    OPT_ACCOUNTS = HB_OPT_FIRST_PROGRAM_OPTION,
-    OPT_DEVICES,
-    OPT_HEARTBEAT,
-    OPT_JITTER,
-    OPT_DURATION,
-    OPT_CHURN,
-    OPT_GUARD_MS,
-    OPT_QOS,
-    OPT_SEED,
-    OPT_ACCOUNT_PREFIX,
-    OPT_USERNAME,
-    OPT_PASSWORD,
-    OPT_TRUTH,
-    OPT_JSON,
-    OPT_QUIET,
-    OPT_CONNECT_RATE,
-    OPT_LOG_LEVEL,
-    OPT_WORKERS,
-    OPT_SOURCE_ADDRESS,
-    OPT_KEY,
-    OPT_KID,
-    OPT_TOKEN_TTL,
-    OPT_PAYLOAD_TEMPLATE,
-    OPT_KEEPALIVE,
-    OPT_PROGRESS,
-    OPT_CA_FILE,
-};
-
-static const struct option long_options[] = {
-    HB_CONFIG_LONG_OPTIONS,
-    {"accounts", required_argument, NULL, OPT_ACCOUNTS},
-    {"devices-per-account", required_argument, NULL, OPT_DEVICES},
-    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
-    {"jitter", required_argument, NULL, OPT_JITTER},
-    {"duration", required_argument, NULL, OPT_DURATION},
-    {"churn", required_argument, NULL, OPT_CHURN},
-    {"guard-ms", required_argument, NULL, OPT_GUARD_MS},
-    {"qos", required_argument, NULL, OPT_QOS},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"account-prefix", required_argument, NULL, OPT_ACCOUNT_PREFIX},
-    {"username", required_argument, NULL, OPT_USERNAME},
-    {"password", required_argument, NULL, OPT_PASSWORD},
-    {"truth", required_argument, NULL, OPT_TRUTH},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"quiet", no_argument, NULL, OPT_QUIET},
-    {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"workers", required_argument, NULL, OPT_WORKERS},
-    {"source-address", required_argument, NULL, OPT_SOURCE_ADDRESS},
-    {"key", required_argument, NULL, OPT_KEY},
-    {"kid", required_argument, NULL, OPT_KID},
-    {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
-    {"payload-template", required_argument, NULL, OPT_PAYLOAD_TEMPLATE},
-    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
-    {"progress", required_argument, NULL, OPT_PROGRESS},
-    {"ca-file", required_argument, NULL, OPT_CA_FILE},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
-};
-
-static const char usage_head[] =
-    "Usage: hb-sim [OPTION]...\n"
-    "Simulate devices that publish MQTT heartbeats, one connection per device, and write the\n"
-    "exact set of devices per account and complete interval that was sent (--truth).\n\n";
-
-static const char usage_tail[] =
-    "Population and timing:\n"
-    "  --accounts N          accounts (default 10)\n"
-    "  --devices-per-account M|MIN-MAX\n"
-    "                        devices per account, MIN-MAX drawn per account (default 3);\n"
-    "                        connections = the sum over the accounts\n"
-    "  --account-prefix STR  account ids are STR0000, STR0001, ... (default acct);\n"
-    "                        device ids are <account>-devNN\n"
-    "  --heartbeat S         heartbeat period in seconds, may be fractional (default 5)\n"
-    "  --jitter F            each period is heartbeat * (1 +- F), uniform (default 0.1)\n"
-    "  --duration S          run length in seconds (default 60)\n"
-    "  --churn F             fraction of devices that start late and/or stop early\n"
-    "                        (default 0.25)\n"
-    "  --guard-ms MS         no heartbeat within MS of an interval boundary (default 250)\n"
-    "  --seed N              random seed, 0..999999999999999 (default: from the clock)\n"
-    "Connections:\n"
-    "  --connect-rate N      new connections per second, all workers together (default 500)\n"
-    "  --workers N           worker processes, 1..256 (default: enough for the devices\n"
-    "                        within the open-file limit)\n"
-    "  --source-address A    bind connections to local address A, round-robin; repeatable,\n"
-    "                        or an IPv4 range like 127.0.0.2-127.0.0.20 (each address has\n"
-    "                        its own ephemeral ports)\n"
-    "  --qos 0|1             MQTT QoS of heartbeats (default 1)\n"
-    "  --keepalive S         MQTT keepalive, 5..65535 seconds (default 60)\n"
-    "  --ca-file FILE        CA certificates (PEM) that ssl:// and mqtts:// brokers must\n"
-    "                        chain to (default: the system's); the name is checked too\n"
-    "  --username U          MQTT user name of every device (default: its account id)\n"
-    "  --password P          MQTT password of every device (default: none)\n"
-    "  --key FILE            mint a token per device with this key (PEM EC key or HMAC\n"
-    "                        secret) and send it as the password: account = sub, pinned\n"
-    "                        to the device id (the MQTT client id)\n"
-    "  --kid KID             key id in the token header (default: the key file's name\n"
-    "                        without directory and extension)\n"
-    "  --token-ttl S         token lifetime (default: the duration plus 600 s)\n"
-    "Payload and output:\n"
-    "  --payload-template FILE\n"
-    "                        heartbeat payload with placeholders {{ts}} {{device}}\n"
-    "                        {{account}} {{bitrate}} {{media}} {{play_time}} {{os}}\n"
-    "                        {{browser}} {{model}} {{seq}} (default: a realistic JSON object)\n"
-    "  --truth FILE          write the truth as JSON Lines to FILE: per complete interval\n"
-    "                        and account, the devices that sent a heartbeat in it\n"
-    "  --json                print the final summary as one JSON object on stdout\n"
-    "  --progress S          seconds between progress updates (default 1 on a terminal,\n"
-    "                        one rewritten line; 10 otherwise, one line each)\n"
-    "  --quiet               no progress or summary lines on stderr\n"
-    "  --log-level LEVEL     error, warn, info or debug (env HB_LOG_LEVEL, default info)\n"
-    "  -h, --help            show this help\n"
-    "  -V, --version         show the version\n"
-    "--redis is accepted and ignored. Exit status: 0 ok; 1 on a runtime failure or when\n"
-    "QoS 1 heartbeats went unacknowledged (the truth may then be wrong); 2 usage error or a\n"
-    "plan that cannot fit (the message says what to change).\n";
-
-/* Parses a finite number in [min, max]. */
-static bool parse_double(const char *arg, double min, double max, double *out)
-{
-    if (arg == NULL || *arg == '\0')
-        return false;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_unsigned(const char *s, const char **end, unsigned max, unsigned *out)
 {
     if (*s < '0' || *s > '9')
@@ -318,203 +185,292 @@ bool options_sources_add(struct options *o, const char *arg, char *err, size_t e
     return true;
 }
 
-static const char *env_or(const char *name, const char *fallback)
+static bool parse_devices(void *opts, const char *value)
 {
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
+    struct options *o = opts;
+    return options_range_parse(value, 100000, &o->devices_min, &o->devices_max);
 }
 
-static void set_defaults(struct options *o)
+static bool parse_seed(void *opts, const char *value)
 {
-    o->n_accounts = 10;
-    o->devices_min = o->devices_max = 3;
-    o->heartbeat_s = 5;
-    o->jitter = 0.1;
-    o->duration_s = 60;
-    o->churn = 0.25;
-    o->connect_rate = 500;
-    o->guard_ms = 250;
-    o->qos = 1;
-    o->keepalive_s = 60;
-    o->account_prefix = "acct";
+    struct options *o = opts;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (*value < '0' || *value > '9' || errno != 0 || *end != '\0' || v > OPTIONS_SEED_MAX)
+        return false;
+    o->seed = v;
+    return true;
 }
 
-/* Applies one simulator option. Returns 1 handled, 0 to exit successfully, -1 on an error. */
-static int apply(struct options *o, int opt, const char *arg)
+static bool account_prefix_valid(const char *value)
 {
-    long l;
-    double d;
-    enum hb_log_level level;
-    switch (opt) {
-    case OPT_ACCOUNTS:
-        if (!hb_parse_long(arg, 1, 1000000, &l)) {
-            HB_ERROR("--accounts: expected a whole number in 1..1000000, got '%s'", arg);
-            return -1;
-        }
-        o->n_accounts = (size_t)l;
-        return 1;
-    case OPT_DEVICES:
-        if (!options_range_parse(arg, 100000, &o->devices_min, &o->devices_max)) {
-            HB_ERROR("--devices-per-account: expected M or MIN-MAX in 0..100000, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_HEARTBEAT:
-        if (!parse_double(arg, 0.001, 86400, &d) || d * 1000 < 1) {
-            HB_ERROR("--heartbeat: expected seconds in 0.001..86400, got '%s'", arg);
-            return -1;
-        }
-        o->heartbeat_s = d;
-        return 1;
-    case OPT_JITTER:
-        if (!parse_double(arg, 0, 0.9, &o->jitter)) {
-            HB_ERROR("--jitter: expected a fraction in 0..0.9, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_DURATION:
-        if (!parse_double(arg, 1, 30 * 86400, &o->duration_s)) {
-            HB_ERROR("--duration: expected seconds in 1..2592000, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_CHURN:
-        if (!parse_double(arg, 0, 1, &o->churn)) {
-            HB_ERROR("--churn: expected a fraction in 0..1, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_CONNECT_RATE:
-        if (!parse_double(arg, 0.1, 1000000, &o->connect_rate)) {
-            HB_ERROR("--connect-rate: expected connections per second in 0.1..1000000, got '%s'",
-                     arg);
-            return -1;
-        }
-        return 1;
-    case OPT_GUARD_MS:
-        if (!hb_parse_long(arg, 0, 3600 * 1000, &l)) {
-            HB_ERROR("--guard-ms: expected milliseconds in 0..3600000, got '%s'", arg);
-            return -1;
-        }
-        o->guard_ms = l;
-        return 1;
-    case OPT_QOS:
-        if (!hb_parse_long(arg, 0, 1, &l)) {
-            HB_ERROR("--qos: expected 0 or 1, got '%s'", arg);
-            return -1;
-        }
-        o->qos = (int)l;
-        return 1;
-    case OPT_SEED: {
-        char *end = NULL;
-        errno = 0;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (*arg < '0' || *arg > '9' || errno != 0 || *end != '\0' || v > OPTIONS_SEED_MAX) {
-            HB_ERROR("--seed: expected a whole number in 0..%" PRIu64 ", got '%s'",
-                     OPTIONS_SEED_MAX, arg);
-            return -1;
-        }
-        o->seed = v;
-        o->seed_given = true;
-        return 1;
-    }
-    case OPT_ACCOUNT_PREFIX:
-        /* Leave room for the account number and "-devNNNNNN" within HB_ID_MAX. */
-        if (!hb_id_valid(arg, strlen(arg)) || strlen(arg) > 40) {
-            HB_ERROR("--account-prefix: expected 1..40 bytes of A-Z a-z 0-9 . _ - :, got '%s'",
-                     arg);
-            return -1;
-        }
-        o->account_prefix = arg;
-        return 1;
-    case OPT_USERNAME:
-        o->username = arg;
-        return 1;
-    case OPT_PASSWORD:
-        o->password = arg;
-        return 1;
-    case OPT_TRUTH:
-        o->truth_path = arg;
-        return 1;
-    case OPT_JSON:
-        o->json = true;
-        return 1;
-    case OPT_QUIET:
-        o->quiet = true;
-        return 1;
-    case OPT_WORKERS:
-        if (!hb_parse_long(arg, 1, OPTIONS_WORKERS_MAX, &l)) {
-            HB_ERROR("--workers: expected a whole number in 1..%d, got '%s'", OPTIONS_WORKERS_MAX,
-                     arg);
-            return -1;
-        }
-        o->workers = (unsigned)l;
-        return 1;
-    case OPT_SOURCE_ADDRESS: {
-        char err[256];
-        if (!options_sources_add(o, arg, err, sizeof(err))) {
-            HB_ERROR("--source-address: %s", err);
-            return -1;
-        }
-        return 1;
-    }
-    case OPT_KEY:
-        o->key_path = arg;
-        return 1;
-    case OPT_CA_FILE:
-        if (access(arg, R_OK) != 0) {
-            HB_ERROR("--ca-file %s: %s", arg, strerror(errno));
-            return -1;
-        }
-        o->ca_file = arg;
-        return 1;
-    case OPT_KID:
-        if (!hb_id_valid(arg, strlen(arg))) {
-            HB_ERROR("--kid: expected 1..64 bytes of A-Z a-z 0-9 . _ - :, got '%s'", arg);
-            return -1;
-        }
-        o->kid = arg;
-        return 1;
-    case OPT_TOKEN_TTL:
-        if (!parse_double(arg, 1, 366 * 86400.0, &o->token_ttl_s)) {
-            HB_ERROR("--token-ttl: expected seconds in 1..31622400, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_PAYLOAD_TEMPLATE:
-        o->payload_template_path = arg;
-        return 1;
-    case OPT_KEEPALIVE:
-        if (!hb_parse_long(arg, 5, 65535, &l)) {
-            HB_ERROR("--keepalive: expected seconds in 5..65535, got '%s'", arg);
-            return -1;
-        }
-        o->keepalive_s = (int)l;
-        return 1;
-    case OPT_PROGRESS:
-        if (!parse_double(arg, 0.1, 3600, &o->progress_s)) {
-            HB_ERROR("--progress: expected seconds in 0.1..3600, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_LOG_LEVEL:
-        if (!hb_log_level_parse(arg, &level)) {
-            HB_ERROR("--log-level: expected error, warn, info or debug, got '%s'", arg);
-            return -1;
-        }
-        hb_log_set_level(level);
-        return 1;
-    case 'h':
-        printf("%s%s%s", usage_head, hb_config_help, usage_tail);
-        return 0;
-    case 'V':
-        printf("hb-sim %s\n", HB_VERSION);
-        return 0;
-    default:
-        fprintf(stderr, "Try 'hb-sim --help'.\n");
-        return -1;
-    }
+    /* Leave room for the account number and "-devNNNNNN" within HB_ID_MAX. */
+    return hb_id_valid(value, strlen(value)) && strlen(value) <= 40;
 }
+
+static bool parse_source_address(void *opts, const char *value)
+{
+    char err[256];
+    if (options_sources_add(opts, value, err, sizeof(err)))
+        return true;
+    HB_ERROR("--source-address: %s", err);
+    return false;
+}
+
+static bool parse_ca_file(void *opts, const char *value)
+{
+    struct options *o = opts;
+    if (access(value, R_OK) != 0) {
+        HB_ERROR("--ca-file %s: %s", value, strerror(errno));
+        return false;
+    }
+    o->ca_file = value;
+    return true;
+}
+
+_Static_assert(OPTIONS_WORKERS_MAX == 256, "the --workers message names the limit");
+_Static_assert(OPTIONS_SEED_MAX == 999999999999999, "the --seed message names the limit");
+
+static const struct hb_option sim_options[] = {
+    {.type = HB_OPTION_HEADING, .help = "Population and timing:"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "accounts",
+     .metavar = "N",
+     .def = "10",
+     HB_OPTION_FIELD(struct options, n_accounts),
+     .min = 1,
+     .max = 1000000,
+     .help = "accounts (default 10)"},
+    {.type = HB_OPTION_CUSTOM,
+     .name = "devices-per-account",
+     .metavar = "M|MIN-MAX",
+     .def = "3",
+     .parse = parse_devices,
+     .error = "expected M or MIN-MAX in 0..100000, got '%s'",
+     .help = "devices per account, MIN-MAX drawn per account (default 3);\n"
+             "connections = the sum over the accounts"},
+    {.type = HB_OPTION_STRING,
+     .name = "account-prefix",
+     .metavar = "STR",
+     .def = "acct",
+     HB_OPTION_FIELD(struct options, account_prefix),
+     .valid = account_prefix_valid,
+     .error = "expected 1..40 bytes of A-Z a-z 0-9 . _ - :, got '%s'",
+     .help = "account ids are STR0000, STR0001, ... (default acct);\n"
+             "device ids are <account>-devNN"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "heartbeat",
+     .metavar = "S",
+     .def = "5",
+     HB_OPTION_FIELD(struct options, heartbeat_s),
+     .dmin = 0.001,
+     .dmax = 86400,
+     .error = "expected seconds in 0.001..86400, got '%s'",
+     .help = "heartbeat period in seconds, may be fractional (default 5)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "jitter",
+     .metavar = "F",
+     .def = "0.1",
+     HB_OPTION_FIELD(struct options, jitter),
+     .dmin = 0,
+     .dmax = 0.9,
+     .error = "expected a fraction in 0..0.9, got '%s'",
+     .help = "each period is heartbeat * (1 +- F), uniform (default 0.1)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "duration",
+     .metavar = "S",
+     .def = "60",
+     HB_OPTION_FIELD(struct options, duration_s),
+     .dmin = 1,
+     .dmax = 30 * 86400,
+     .error = "expected seconds in 1..2592000, got '%s'",
+     .help = "run length in seconds (default 60)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "churn",
+     .metavar = "F",
+     .def = "0.25",
+     HB_OPTION_FIELD(struct options, churn),
+     .dmin = 0,
+     .dmax = 1,
+     .error = "expected a fraction in 0..1, got '%s'",
+     .help = "fraction of devices that start late and/or stop early\n(default 0.25)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "guard-ms",
+     .metavar = "MS",
+     .def = "250",
+     HB_OPTION_FIELD(struct options, guard_ms),
+     .min = 0,
+     .max = 3600 * 1000,
+     .error = "expected milliseconds in 0..3600000, got '%s'",
+     .help = "no heartbeat within MS of an interval boundary (default 250)"},
+    {.type = HB_OPTION_CUSTOM,
+     .name = "seed",
+     .metavar = "N",
+     .parse = parse_seed,
+     .flags = HB_OPTION_GIVEN,
+     .given = offsetof(struct options, seed_given),
+     .error = "expected a whole number in 0..999999999999999, got '%s'",
+     .help = "random seed, 0..999999999999999 (default: from the clock)"},
+    {.type = HB_OPTION_HEADING, .help = "Connections:"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "connect-rate",
+     .metavar = "N",
+     .def = "500",
+     HB_OPTION_FIELD(struct options, connect_rate),
+     .dmin = 0.1,
+     .dmax = 1000000,
+     .error = "expected connections per second in 0.1..1000000, got '%s'",
+     .help = "new connections per second, all workers together (default 500)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "workers",
+     .metavar = "N",
+     HB_OPTION_FIELD(struct options, workers),
+     .min = 1,
+     .max = OPTIONS_WORKERS_MAX,
+     .help = "worker processes, 1..256 (default: enough for the devices\n"
+             "within the open-file limit)"},
+    {.type = HB_OPTION_CUSTOM,
+     .name = "source-address",
+     .metavar = "A",
+     .parse = parse_source_address,
+     .help = "bind connections to local address A, round-robin; repeatable,\n"
+             "or an IPv4 range like 127.0.0.2-127.0.0.20 (each address has\n"
+             "its own ephemeral ports)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "qos",
+     .metavar = "0|1",
+     .def = "1",
+     HB_OPTION_FIELD(struct options, qos),
+     .min = 0,
+     .max = 1,
+     .error = "expected 0 or 1, got '%s'",
+     .help = "MQTT QoS of heartbeats (default 1)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "keepalive",
+     .metavar = "S",
+     .def = "60",
+     HB_OPTION_FIELD(struct options, keepalive_s),
+     .min = 5,
+     .max = 65535,
+     .error = "expected seconds in 5..65535, got '%s'",
+     .help = "MQTT keepalive, 5..65535 seconds (default 60)"},
+    {.type = HB_OPTION_CUSTOM,
+     .name = "ca-file",
+     .metavar = "FILE",
+     .parse = parse_ca_file,
+     .help = "CA certificates (PEM) that ssl:// and mqtts:// brokers must\n"
+             "chain to (default: the system's); the name is checked too"},
+    {.type = HB_OPTION_STRING,
+     .name = "username",
+     .metavar = "U",
+     HB_OPTION_FIELD(struct options, username),
+     .help = "MQTT user name of every device (default: its account id)"},
+    {.type = HB_OPTION_STRING,
+     .name = "password",
+     .metavar = "P",
+     HB_OPTION_FIELD(struct options, password),
+     .help = "MQTT password of every device (default: none)"},
+    {.type = HB_OPTION_STRING,
+     .name = "key",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, key_path),
+     .help = "mint a token per device with this key (PEM EC key or HMAC\n"
+             "secret) and send it as the password: account = sub, pinned\n"
+             "to the device id (the MQTT client id)"},
+    {.type = HB_OPTION_ID,
+     .name = "kid",
+     .metavar = "KID",
+     HB_OPTION_FIELD(struct options, kid),
+     .error = "expected 1..64 bytes of A-Z a-z 0-9 . _ - :, got '%s'",
+     .help = "key id in the token header (default: the key file's name\n"
+             "without directory and extension)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "token-ttl",
+     .metavar = "S",
+     HB_OPTION_FIELD(struct options, token_ttl_s),
+     .dmin = 1,
+     .dmax = 366 * 86400.0,
+     .error = "expected seconds in 1..31622400, got '%s'",
+     .help = "token lifetime (default: the duration plus 600 s)"},
+    {.type = HB_OPTION_HEADING, .help = "Payload and output:"},
+    {.type = HB_OPTION_STRING,
+     .name = "payload-template",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, payload_template_path),
+     .help = "heartbeat payload with placeholders {{ts}} {{device}}\n"
+             "{{account}} {{bitrate}} {{media}} {{play_time}} {{os}}\n"
+             "{{browser}} {{model}} {{seq}} (default: a realistic JSON object)"},
+    {.type = HB_OPTION_STRING,
+     .name = "truth",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, truth_path),
+     .help = "write the truth as JSON Lines to FILE: per complete interval\n"
+             "and account, the devices that sent a heartbeat in it"},
+    {.type = HB_OPTION_FLAG,
+     .name = "json",
+     HB_OPTION_FIELD(struct options, json),
+     .help = "print the final summary as one JSON object on stdout"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "progress",
+     .metavar = "S",
+     HB_OPTION_FIELD(struct options, progress_s),
+     .dmin = 0.1,
+     .dmax = 3600,
+     .error = "expected seconds in 0.1..3600, got '%s'",
+     .help = "seconds between progress updates (default 1 on a terminal,\n"
+             "one rewritten line; 10 otherwise, one line each)"},
+    {.type = HB_OPTION_FLAG,
+     .name = "quiet",
+     HB_OPTION_FIELD(struct options, quiet),
+     .help = "no progress or summary lines on stderr"},
+};
+
+/* What options_parse fills: the public options and what it applies itself on success. */
+struct parsed {
+    struct options o;
+    enum hb_log_level log_level;
+};
+
+static const struct hb_option log_options[] = {
+    {.type = HB_OPTION_LOG_LEVEL,
+     .name = "log-level",
+     .metavar = "LEVEL",
+     .env = "HB_LOG_LEVEL",
+     .def = "info",
+     HB_OPTION_FIELD(struct parsed, log_level),
+     .flags = HB_OPTION_ENV_LENIENT,
+     .help = "error, warn, info or debug (env HB_LOG_LEVEL, default info)"},
+};
+
+/* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
+static const char *const getopt_order[] = {
+    "broker",         "redis",          "interval",         "topic-prefix", "accounts",
+    "devices-per-account", "heartbeat", "jitter",           "duration",     "churn",
+    "guard-ms",       "qos",            "seed",             "account-prefix", "username",
+    "password",       "truth",          "json",             "quiet",        "connect-rate",
+    "log-level",      "workers",        "source-address",   "key",          "kid",
+    "token-ttl",      "payload-template", "keepalive",      "progress",     "ca-file",
+    NULL,
+};
+
+static const struct hb_options_spec spec = {
+    .program = "hb-sim",
+    .usage = "Usage: hb-sim [OPTION]...\n"
+             "Simulate devices that publish MQTT heartbeats, one connection per device, and "
+             "write the\nexact set of devices per account and complete interval that was sent "
+             "(--truth).\n\n",
+    .epilogue =
+        "--redis is accepted and ignored. Exit status: 0 ok; 1 on a runtime failure or when\n"
+        "QoS 1 heartbeats went unacknowledged (the truth may then be wrong); 2 usage error or a\n"
+        "plan that cannot fit (the message says what to change).\n",
+    .groups = {HB_CONFIG_GROUP(struct parsed, o.common),
+               {sim_options, sizeof(sim_options) / sizeof(sim_options[0]),
+                offsetof(struct parsed, o)},
+               {log_options, 1, 0}},
+    .n_groups = 3,
+    .getopt_order = getopt_order,
+};
 
 /* Checks the options against each other once all are known. */
 static bool check(struct options *o)
@@ -573,28 +529,20 @@ void options_finish(struct options *o)
 
 int options_parse(struct options *o, int argc, char **argv)
 {
+    struct parsed p;
+    memset(&p, 0, sizeof(p));
     memset(o, 0, sizeof(*o));
-    set_defaults(o);
-    enum hb_log_level level;
-    const char *env_level = env_or("HB_LOG_LEVEL", NULL);
-    if (env_level && hb_log_level_parse(env_level, &level))
-        hb_log_set_level(level);
-    if (!hb_config_init(&o->common))
-        return 2;
-
-    int opt;
-    while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
-        int handled = hb_config_option(&o->common, opt, optarg);
-        if (handled == 0)
-            handled = apply(o, opt, optarg);
-        if (handled < 0)
-            return 2;
-        if (handled == 0)
-            return 1;
+    enum hb_options_status status = hb_options_parse(&spec, &p, argc, argv, NULL);
+    if (status == HB_OPTIONS_RUN) {
+        /* Before the cross-checks, so their warnings follow --log-level. */
+        hb_log_set_level(p.log_level);
+        if (!check(&p.o))
+            status = HB_OPTIONS_USAGE;
     }
-    if (optind < argc) {
-        HB_ERROR("unexpected argument '%s'", argv[optind]);
-        return 2;
+    if (status != HB_OPTIONS_RUN) {
+        options_finish(&p.o);
+        return status;
     }
-    return check(o) ? 0 : 2;
+    *o = p.o;
+    return HB_OPTIONS_RUN;
 }

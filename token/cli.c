@@ -9,7 +9,6 @@
 #include "token.h"
 
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,6 @@
 /* Exit statuses. */
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
-#define MAX_TTL_DEFAULT 86400
 #define MAX_TTL_LIMIT (366L * 86400)
 
 struct options {
@@ -28,176 +26,148 @@ struct options {
     bool ttl_given;
 };
 
-enum {
-    OPT_KEY = 1100,
-    OPT_KID,
-    OPT_ACCOUNT,
-    OPT_DEVICE,
-    OPT_ROLE,
-    OPT_TTL,
-    OPT_MAX_TTL,
-    OPT_TOPIC_PREFIX,
-    OPT_VERIFY
-};
+_Static_assert(MAX_TTL_LIMIT == 31622400, "the --ttl and --max-ttl messages name the limit");
 
-static const struct option long_options[] = {
-    {"key", required_argument, NULL, OPT_KEY},
-    {"kid", required_argument, NULL, OPT_KID},
-    {"account", required_argument, NULL, OPT_ACCOUNT},
-    {"device", required_argument, NULL, OPT_DEVICE},
-    {"role", required_argument, NULL, OPT_ROLE},
-    {"ttl", required_argument, NULL, OPT_TTL},
-    {"max-ttl", required_argument, NULL, OPT_MAX_TTL},
-    {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
-    {"verify", required_argument, NULL, OPT_VERIFY},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
-};
-
-static const char usage[] =
-    "Usage: hb-token --key FILE [--kid KID] --account ACCOUNT [--device DEVICE] [--ttl SECONDS]\n"
-    "       hb-token --key FILE [--kid KID] --role consumer [--ttl SECONDS]\n"
-    "       hb-token --key FILE [--kid KID] --verify TOKEN\n"
-    "Print a JSON Web Token for a device of ACCOUNT (it may publish only to\n"
-    "<prefix>/ACCOUNT/<its MQTT client id>), or for the consumer (it may only subscribe to\n"
-    "<prefix>/+/+, shared subscriptions included). Send it as the MQTT password.\n\n"
-    "  --key FILE            PEM EC P-256 private key (ES256), or a file holding an HMAC secret\n"
-    "                        of at least 32 bytes (HS256)\n"
-    "  --kid KID             key id in the token header (default: the key file's name without\n"
-    "                        directory and extension)\n"
-    "  --account ACCOUNT     account id (the token's sub)\n"
-    "  --device DEVICE       pin the token to this MQTT client id\n"
-    "  --role ROLE           device (default) or consumer\n"
-    "  --ttl SECONDS         lifetime (default 1800)\n"
-    "  --max-ttl SECONDS     refuse a longer --ttl (default 86400)\n"
-    "  --topic-prefix P      heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\n"
-    "                        default hb)\n"
-    "  --verify TOKEN        verify TOKEN ('-': read it from stdin) with the key and print its\n"
-    "                        claims as JSON\n"
-    "  -h, --help            show this help\n"
-    "  -V, --version         show the version\n\n"
-    "Exit status: 0 ok, 1 key unusable or token refused, 2 usage error.\n";
-
-static bool id_option(const char *name, const char *arg)
+static bool parse_role(void *opts, const char *value)
 {
-    if (hb_id_valid(arg, strlen(arg)))
-        return true;
-    HB_ERROR("--%s: '%.80s' is not 1-64 bytes of A-Z a-z 0-9 . _ - :", name, arg);
-    return false;
+    struct options *o = opts;
+    if (strcmp(value, "device") == 0)
+        o->role = HB_ROLE_DEVICE;
+    else if (strcmp(value, "consumer") == 0)
+        o->role = HB_ROLE_CONSUMER;
+    else
+        return false;
+    return true;
 }
 
-/* Returns 0 to run, 1 to exit successfully, 2 on a usage error. */
-static int parse_options(struct options *o, int argc, char **argv)
+#define ID_ERROR "'%.80s' is not 1-64 bytes of A-Z a-z 0-9 . _ - :"
+
+static const struct hb_option token_options[] = {
+    {.type = HB_OPTION_STRING,
+     .name = "key",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, key_file),
+     .help = "PEM EC P-256 private key (ES256), or a file holding an HMAC secret\n"
+             "of at least 32 bytes (HS256)"},
+    {.type = HB_OPTION_ID,
+     .name = "kid",
+     .metavar = "KID",
+     HB_OPTION_FIELD(struct options, kid),
+     .error = ID_ERROR,
+     .help = "key id in the token header (default: the key file's name without\n"
+             "directory and extension)"},
+    {.type = HB_OPTION_ID,
+     .name = "account",
+     .metavar = "ACCOUNT",
+     HB_OPTION_FIELD(struct options, account),
+     .error = ID_ERROR,
+     .help = "account id (the token's sub)"},
+    {.type = HB_OPTION_ID,
+     .name = "device",
+     .metavar = "DEVICE",
+     HB_OPTION_FIELD(struct options, device),
+     .error = ID_ERROR,
+     .help = "pin the token to this MQTT client id"},
+    {.type = HB_OPTION_CUSTOM,
+     .name = "role",
+     .metavar = "ROLE",
+     .parse = parse_role,
+     .flags = HB_OPTION_GIVEN,
+     .given = offsetof(struct options, role_given),
+     .error = "expected device or consumer, got '%.80s'",
+     .help = "device (default) or consumer"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "ttl",
+     .metavar = "SECONDS",
+     HB_OPTION_FIELD(struct options, ttl),
+     .min = 1,
+     .max = MAX_TTL_LIMIT,
+     .flags = HB_OPTION_GIVEN,
+     .given = offsetof(struct options, ttl_given),
+     .error = "expected whole seconds in 1..31622400, got '%.80s'",
+     .help = "lifetime (default 1800)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "max-ttl",
+     .metavar = "SECONDS",
+     .def = "86400",
+     HB_OPTION_FIELD(struct options, max_ttl),
+     .min = 1,
+     .max = MAX_TTL_LIMIT,
+     .error = "expected whole seconds in 1..31622400, got '%.80s'",
+     .help = "refuse a longer --ttl (default 86400)"},
+    /* Checked after --key, with its own message, as it always was. */
+    {.type = HB_OPTION_STRING,
+     .name = "topic-prefix",
+     .metavar = "P",
+     .env = "HB_TOPIC_PREFIX",
+     .def = HB_DEFAULT_TOPIC_PREFIX,
+     HB_OPTION_FIELD(struct options, topic_prefix),
+     .help = HB_CONFIG_TOPIC_PREFIX_HELP},
+    {.type = HB_OPTION_STRING,
+     .name = "verify",
+     .metavar = "TOKEN",
+     HB_OPTION_FIELD(struct options, verify),
+     .help = "verify TOKEN ('-': read it from stdin) with the key and print its\n"
+             "claims as JSON"},
+};
+
+static const struct hb_options_spec spec = {
+    .program = "hb-token",
+    .usage =
+        "Usage: hb-token --key FILE [--kid KID] --account ACCOUNT [--device DEVICE] [--ttl "
+        "SECONDS]\n"
+        "       hb-token --key FILE [--kid KID] --role consumer [--ttl SECONDS]\n"
+        "       hb-token --key FILE [--kid KID] --verify TOKEN\n"
+        "Print a JSON Web Token for a device of ACCOUNT (it may publish only to\n"
+        "<prefix>/ACCOUNT/<its MQTT client id>), or for the consumer (it may only subscribe to\n"
+        "<prefix>/+/+, shared subscriptions included). Send it as the MQTT password.\n\n",
+    .epilogue = "\nExit status: 0 ok, 1 key unusable or token refused, 2 usage error.\n",
+    .groups = {{token_options, sizeof(token_options) / sizeof(token_options[0]), 0}},
+    .n_groups = 1,
+    .unexpected = "unexpected argument '%.80s'",
+};
+
+/* Fills a fresh o from the environment and argv and checks it as a whole. */
+static enum hb_options_status parse_options(struct options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
     o->role = HB_ROLE_DEVICE;
-    o->max_ttl = MAX_TTL_DEFAULT;
-    o->topic_prefix = HB_DEFAULT_TOPIC_PREFIX;
-    const char *env_prefix = getenv("HB_TOPIC_PREFIX");
-    if (env_prefix && *env_prefix)
-        o->topic_prefix = env_prefix;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_KEY:
-            o->key_file = optarg;
-            break;
-        case OPT_KID:
-            if (!id_option("kid", optarg))
-                return 2;
-            o->kid = optarg;
-            break;
-        case OPT_ACCOUNT:
-            if (!id_option("account", optarg))
-                return 2;
-            o->account = optarg;
-            break;
-        case OPT_DEVICE:
-            if (!id_option("device", optarg))
-                return 2;
-            o->device = optarg;
-            break;
-        case OPT_ROLE:
-            if (strcmp(optarg, "device") == 0)
-                o->role = HB_ROLE_DEVICE;
-            else if (strcmp(optarg, "consumer") == 0)
-                o->role = HB_ROLE_CONSUMER;
-            else {
-                HB_ERROR("--role: expected device or consumer, got '%.80s'", optarg);
-                return 2;
-            }
-            o->role_given = true;
-            break;
-        case OPT_TTL:
-            if (!hb_parse_long(optarg, 1, MAX_TTL_LIMIT, &o->ttl)) {
-                HB_ERROR("--ttl: expected whole seconds in 1..%ld, got '%.80s'", MAX_TTL_LIMIT,
-                         optarg);
-                return 2;
-            }
-            o->ttl_given = true;
-            break;
-        case OPT_MAX_TTL:
-            if (!hb_parse_long(optarg, 1, MAX_TTL_LIMIT, &o->max_ttl)) {
-                HB_ERROR("--max-ttl: expected whole seconds in 1..%ld, got '%.80s'", MAX_TTL_LIMIT,
-                         optarg);
-                return 2;
-            }
-            break;
-        case OPT_TOPIC_PREFIX:
-            o->topic_prefix = optarg;
-            break;
-        case OPT_VERIFY:
-            o->verify = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        case 'V':
-            printf("hb-token %s\n", HB_VERSION);
-            return 1;
-        default:
-            fprintf(stderr, "Try 'hb-token --help'.\n");
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        HB_ERROR("unexpected argument '%.80s'", argv[optind]);
-        return 2;
-    }
+    enum hb_options_status status = hb_options_parse(&spec, o, argc, argv, NULL);
+    if (status != HB_OPTIONS_RUN)
+        return status;
     if (o->key_file == NULL) {
         HB_ERROR("--key FILE is required");
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (!hb_topic_prefix_valid(o->topic_prefix)) {
         HB_ERROR("topic prefix must be 1..64 bytes of A-Z a-z 0-9 . _ - : and '/' between "
                  "levels, got '%.80s'",
                  o->topic_prefix);
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (o->verify != NULL) {
         if (o->account || o->device || o->role_given || o->ttl_given) {
             HB_ERROR("--verify takes no --account, --device, --role or --ttl");
-            return 2;
+            return HB_OPTIONS_USAGE;
         }
-        return 0;
+        return HB_OPTIONS_RUN;
     }
     if (o->role == HB_ROLE_CONSUMER && (o->account || o->device)) {
         HB_ERROR("a consumer token takes no --account or --device");
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (o->role == HB_ROLE_DEVICE && o->account == NULL) {
         HB_ERROR("--account ACCOUNT is required for a device token");
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (!o->ttl_given)
         o->ttl = HB_TOKEN_TTL_DEFAULT < o->max_ttl ? HB_TOKEN_TTL_DEFAULT : o->max_ttl;
     if (o->ttl > o->max_ttl) {
         HB_ERROR("--ttl %ld is above the maximum lifetime of %ld seconds (--max-ttl)", o->ttl,
                  o->max_ttl);
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
-    return 0;
+    return HB_OPTIONS_RUN;
 }
 
 static int mint(const struct options *o, const struct hb_key *key)
@@ -286,16 +256,16 @@ static int verify(const struct options *o, struct hb_key *key)
 int main(int argc, char **argv)
 {
     struct options o;
-    int rc = parse_options(&o, argc, argv);
-    if (rc != 0)
-        return rc == 1 ? 0 : EXIT_USAGE;
+    enum hb_options_status status = parse_options(&o, argc, argv);
+    if (status != HB_OPTIONS_RUN)
+        return status == HB_OPTIONS_EXIT ? 0 : EXIT_USAGE;
     char kid[HB_ID_MAX + 1];
     if (o.kid == NULL && !keyfile_default_kid(o.key_file, kid))
         return EXIT_USAGE;
     struct hb_key key;
     if (!keyfile_load(&key, o.key_file, o.kid ? o.kid : kid))
         return EXIT_REFUSED;
-    rc = o.verify ? verify(&o, &key) : mint(&o, &key);
+    int rc = o.verify ? verify(&o, &key) : mint(&o, &key);
     hb_key_finish(&key);
     return rc;
 }

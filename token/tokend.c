@@ -10,9 +10,6 @@
 #include "service.h"
 #include "token.h"
 
-#include <errno.h>
-#include <math.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,7 +19,6 @@
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
-#define MAX_TTL_DEFAULT 86400
 #define MAX_TTL_LIMIT (366L * 86400)
 
 struct options {
@@ -32,175 +28,134 @@ struct options {
     bool default_ttl_given;
 };
 
-enum {
-    OPT_LISTEN = 1100,
-    OPT_KEY,
-    OPT_KID,
-    OPT_API_KEY_FILE,
-    OPT_DEFAULT_TTL,
-    OPT_MAX_TTL,
-    OPT_MAX_CONNECTIONS,
-    OPT_RATE_LIMIT,
-    OPT_BURST,
-    OPT_TOPIC_PREFIX
+_Static_assert(MAX_TTL_LIMIT == 31622400, "the ttl messages name the limit");
+
+static const struct hb_option tokend_options[] = {
+    {.type = HB_OPTION_STRING,
+     .name = "listen",
+     .metavar = "ADDR:PORT",
+     .def = "127.0.0.1:8080",
+     HB_OPTION_FIELD(struct options, listen),
+     .help = "address to listen on (default 127.0.0.1:8080; [::1]:8080 for IPv6)"},
+    {.type = HB_OPTION_STRING,
+     .name = "key",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, key_file),
+     .help = "signing key: PEM EC P-256 private key (ES256) or HMAC secret file\n"
+             "of at least 32 bytes (HS256)"},
+    {.type = HB_OPTION_ID,
+     .name = "kid",
+     .metavar = "KID",
+     HB_OPTION_FIELD(struct options, kid),
+     .error = "'%.80s' is not 1-64 bytes of A-Z a-z 0-9 . _ - :",
+     .help = "key id in the token header (default: the key file's name without\n"
+             "directory and extension)"},
+    {.type = HB_OPTION_STRING,
+     .name = "api-key-file",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, api_key_file),
+     .help = "service API keys, one per line (16-256 printable bytes; lines\n"
+             "starting with '#' are comments)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "default-ttl",
+     .metavar = "SECONDS",
+     HB_OPTION_FIELD(struct options, default_ttl),
+     .min = 1,
+     .max = MAX_TTL_LIMIT,
+     .flags = HB_OPTION_GIVEN,
+     .given = offsetof(struct options, default_ttl_given),
+     .error = "expected whole seconds in 1..31622400, got '%.80s'",
+     .help = "lifetime when a request gives none (default 1800)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "max-ttl",
+     .metavar = "SECONDS",
+     .def = "86400",
+     HB_OPTION_FIELD(struct options, max_ttl),
+     .min = 1,
+     .max = MAX_TTL_LIMIT,
+     .error = "expected whole seconds in 1..31622400, got '%.80s'",
+     .help = "longest lifetime a request may ask for (default 86400)"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "max-connections",
+     .metavar = "N",
+     .def = "64",
+     HB_OPTION_FIELD(struct options, max_connections),
+     .min = 1,
+     .max = 10000,
+     .error = "expected 1..10000, got '%.80s'",
+     .help = "concurrent connections (default 64)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "rate-limit",
+     .metavar = "R",
+     HB_OPTION_FIELD(struct options, rate_limit),
+     .dmin = 0,
+     .dmax = 1e6,
+     .error = "expected a number in 0..1000000, got '%.80s'",
+     .help = "tokens each API key may mint per second, e.g. 50 or 0.5; beyond\n"
+             "it 429 with Retry-After (default 0: no limit)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "burst",
+     .metavar = "N",
+     HB_OPTION_FIELD(struct options, burst),
+     .dmin = 0,
+     .dmax = 1e6,
+     .error = "expected a number in 0..1000000, got '%.80s'",
+     .help = "tokens a key may mint at once after a quiet spell (default:\n"
+             "2 x the rate, at least 1)"},
+    /* Checked after the required options, with its own message, as it always was. */
+    {.type = HB_OPTION_STRING,
+     .name = "topic-prefix",
+     .metavar = "P",
+     .env = "HB_TOPIC_PREFIX",
+     .def = HB_DEFAULT_TOPIC_PREFIX,
+     HB_OPTION_FIELD(struct options, topic_prefix),
+     .help = HB_CONFIG_TOPIC_PREFIX_HELP},
 };
 
-static const struct option long_options[] = {
-    {"listen", required_argument, NULL, OPT_LISTEN},
-    {"key", required_argument, NULL, OPT_KEY},
-    {"kid", required_argument, NULL, OPT_KID},
-    {"api-key-file", required_argument, NULL, OPT_API_KEY_FILE},
-    {"default-ttl", required_argument, NULL, OPT_DEFAULT_TTL},
-    {"max-ttl", required_argument, NULL, OPT_MAX_TTL},
-    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
-    {"burst", required_argument, NULL, OPT_BURST},
-    {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
-    {NULL, 0, NULL, 0},
+static const struct hb_options_spec spec = {
+    .program = "hb-tokend",
+    .usage = "Usage: hb-tokend --key FILE --api-key-file FILE [OPTION]...\n"
+             "Serve device tokens over HTTP to backend services:\n"
+             "  POST /v1/tokens  {\"account\": \"...\", \"device\": \"...\", \"ttl\": SECONDS}\n"
+             "                   with 'Authorization: Bearer <API key>'\n"
+             "                   -> {\"token\": \"...\", \"expires_at\": UNIX_SECONDS, \"kid\": "
+             "\"...\"}\n"
+             "  GET /healthz     -> 200\n\n",
+    .epilogue = "\nOne access-log line per request on stderr (method, path, status, account); API "
+                "keys and\ntokens are never logged. SIGTERM or SIGINT stops it.\n",
+    .groups = {{tokend_options, sizeof(tokend_options) / sizeof(tokend_options[0]), 0}},
+    .n_groups = 1,
+    .unexpected = "unexpected argument '%.80s'",
 };
 
-static const char usage[] =
-    "Usage: hb-tokend --key FILE --api-key-file FILE [OPTION]...\n"
-    "Serve device tokens over HTTP to backend services:\n"
-    "  POST /v1/tokens  {\"account\": \"...\", \"device\": \"...\", \"ttl\": SECONDS}\n"
-    "                   with 'Authorization: Bearer <API key>'\n"
-    "                   -> {\"token\": \"...\", \"expires_at\": UNIX_SECONDS, \"kid\": \"...\"}\n"
-    "  GET /healthz     -> 200\n\n"
-    "  --listen ADDR:PORT    address to listen on (default 127.0.0.1:8080; [::1]:8080 for IPv6)\n"
-    "  --key FILE            signing key: PEM EC P-256 private key (ES256) or HMAC secret file\n"
-    "                        of at least 32 bytes (HS256)\n"
-    "  --kid KID             key id in the token header (default: the key file's name without\n"
-    "                        directory and extension)\n"
-    "  --api-key-file FILE   service API keys, one per line (16-256 printable bytes; lines\n"
-    "                        starting with '#' are comments)\n"
-    "  --default-ttl SECONDS lifetime when a request gives none (default 1800)\n"
-    "  --max-ttl SECONDS     longest lifetime a request may ask for (default 86400)\n"
-    "  --max-connections N   concurrent connections (default 64)\n"
-    "  --rate-limit R        tokens each API key may mint per second, e.g. 50 or 0.5; beyond\n"
-    "                        it 429 with Retry-After (default 0: no limit)\n"
-    "  --burst N             tokens a key may mint at once after a quiet spell (default:\n"
-    "                        2 x the rate, at least 1)\n"
-    "  --topic-prefix P      heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\n"
-    "                        default hb)\n"
-    "  -h, --help            show this help\n"
-    "  -V, --version         show the version\n\n"
-    "One access-log line per request on stderr (method, path, status, account); API keys and\n"
-    "tokens are never logged. SIGTERM or SIGINT stops it.\n";
-
-static bool parse_ttl(const char *name, const char *arg, long *out)
-{
-    if (hb_parse_long(arg, 1, MAX_TTL_LIMIT, out))
-        return true;
-    HB_ERROR("--%s: expected whole seconds in 1..%ld, got '%.80s'", name, MAX_TTL_LIMIT, arg);
-    return false;
-}
-
-/* A non-negative decimal up to a million. */
-static bool parse_rate(const char *name, const char *arg, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno == 0 && end != arg && *end == '\0' && isfinite(v) && v >= 0 && v <= 1e6) {
-        *out = v;
-        return true;
-    }
-    HB_ERROR("--%s: expected a number in 0..1000000, got '%.80s'", name, arg);
-    return false;
-}
-
-/* Returns 0 to run, 1 to exit successfully, 2 on a usage error. */
-static int parse_options(struct options *o, int argc, char **argv)
+/* Fills a fresh o from the environment and argv and checks it as a whole. */
+static enum hb_options_status parse_options(struct options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
-    o->listen = "127.0.0.1:8080";
-    o->max_ttl = MAX_TTL_DEFAULT;
-    o->max_connections = 64;
-    o->topic_prefix = HB_DEFAULT_TOPIC_PREFIX;
-    const char *env_prefix = getenv("HB_TOPIC_PREFIX");
-    if (env_prefix && *env_prefix)
-        o->topic_prefix = env_prefix;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "hV", long_options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_LISTEN:
-            o->listen = optarg;
-            break;
-        case OPT_KEY:
-            o->key_file = optarg;
-            break;
-        case OPT_KID:
-            if (!hb_id_valid(optarg, strlen(optarg))) {
-                HB_ERROR("--kid: '%.80s' is not 1-64 bytes of A-Z a-z 0-9 . _ - :", optarg);
-                return 2;
-            }
-            o->kid = optarg;
-            break;
-        case OPT_API_KEY_FILE:
-            o->api_key_file = optarg;
-            break;
-        case OPT_DEFAULT_TTL:
-            if (!parse_ttl("default-ttl", optarg, &o->default_ttl))
-                return 2;
-            o->default_ttl_given = true;
-            break;
-        case OPT_MAX_TTL:
-            if (!parse_ttl("max-ttl", optarg, &o->max_ttl))
-                return 2;
-            break;
-        case OPT_MAX_CONNECTIONS:
-            if (!hb_parse_long(optarg, 1, 10000, &o->max_connections)) {
-                HB_ERROR("--max-connections: expected 1..10000, got '%.80s'", optarg);
-                return 2;
-            }
-            break;
-        case OPT_RATE_LIMIT:
-        case OPT_BURST:
-            if (!parse_rate(opt == OPT_RATE_LIMIT ? "rate-limit" : "burst", optarg,
-                            opt == OPT_RATE_LIMIT ? &o->rate_limit : &o->burst))
-                return 2;
-            break;
-        case OPT_TOPIC_PREFIX:
-            o->topic_prefix = optarg;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        case 'V':
-            printf("hb-tokend %s\n", HB_VERSION);
-            return 1;
-        default:
-            fprintf(stderr, "Try 'hb-tokend --help'.\n");
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        HB_ERROR("unexpected argument '%.80s'", argv[optind]);
-        return 2;
-    }
+    enum hb_options_status status = hb_options_parse(&spec, o, argc, argv, NULL);
+    if (status != HB_OPTIONS_RUN)
+        return status;
     if (o->key_file == NULL || o->api_key_file == NULL) {
         HB_ERROR("--key FILE and --api-key-file FILE are required");
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (!hb_topic_prefix_valid(o->topic_prefix)) {
         HB_ERROR("topic prefix must be 1..64 bytes of A-Z a-z 0-9 . _ - : and '/' between "
                  "levels, got '%.80s'",
                  o->topic_prefix);
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (!o->default_ttl_given)
         o->default_ttl = HB_TOKEN_TTL_DEFAULT < o->max_ttl ? HB_TOKEN_TTL_DEFAULT : o->max_ttl;
     if (o->default_ttl > o->max_ttl) {
         HB_ERROR("--default-ttl %ld is above --max-ttl %ld", o->default_ttl, o->max_ttl);
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
     if (o->burst > 0 && o->burst < 1) {
         HB_ERROR("--burst %g: a key must be able to mint at least one token", o->burst);
-        return 2;
+        return HB_OPTIONS_USAGE;
     }
-    return 0;
+    return HB_OPTIONS_RUN;
 }
 
 static bool parse_listen(const char *listen, struct sockaddr_storage *addr)
@@ -215,15 +170,15 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *addr)
 int main(int argc, char **argv)
 {
     struct options o;
-    int rc = parse_options(&o, argc, argv);
-    if (rc != 0)
-        return rc == 1 ? 0 : EXIT_USAGE;
+    enum hb_options_status status = parse_options(&o, argc, argv);
+    if (status != HB_OPTIONS_RUN)
+        return status == HB_OPTIONS_EXIT ? 0 : EXIT_USAGE;
     struct sockaddr_storage addr;
     char kid[HB_ID_MAX + 1];
     if (!parse_listen(o.listen, &addr) || (o.kid == NULL && !keyfile_default_kid(o.key_file, kid)))
         return EXIT_USAGE;
 
-    rc = EXIT_FAILED;
+    int rc = EXIT_FAILED;
     struct hb_key key;
     struct api_keys api_keys;
     char err[512];
