@@ -255,7 +255,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Set up in stages; a failure jumps to the label that undoes the stages before it. */
     int rc = 1;
+    int drain_ms = 0; /* in-flight MQTT messages are waited for only after a clean run */
     struct stats *stats = malloc(sizeof(*stats));
     if (stats == NULL) {
         HB_ERROR("out of memory");
@@ -267,7 +269,7 @@ int main(int argc, char **argv)
         goto out_stats;
     struct writer writer;
     if (!writer_init(&writer, &wcfg, &queue, stats))
-        goto out_writer;
+        goto out_queue;
     if (!writer_start(&writer))
         goto out_writer;
     struct subscriber_config scfg = {
@@ -284,19 +286,15 @@ int main(int argc, char **argv)
         .payload_max = (size_t)o.payload_max,
         .keepalive_s = 30,
     };
-    struct subscriber sub;
-    if (!subscriber_init(&sub, &scfg, &queue, stats)) {
-        queue_close(&queue);
-        goto out_writer;
-    }
+    struct subscriber *sub = subscriber_create(&scfg, &queue, stats);
+    if (sub == NULL)
+        goto out_writer_running;
     struct metrics metrics = {0};
     if (o.metrics != NULL) {
-        struct metrics_sources src = {stats, &queue, &sub};
+        struct metrics_sources src = {stats, &queue, sub};
         if (!metrics_start(&metrics, &src, (struct sockaddr *)&metrics_addr)) {
             HB_ERROR("--metrics: cannot listen on %s", o.metrics);
-            subscriber_finish(&sub, 0);
-            queue_close(&queue);
-            goto out_writer;
+            goto out_subscriber;
         }
         HB_INFO("metrics on %s (port %u): GET /metrics, /healthz", o.metrics,
                 metrics_port(&metrics));
@@ -304,14 +302,18 @@ int main(int argc, char **argv)
     HB_INFO("hb-consumer %s: interval %ds, %zu broker(s), redis %s", HB_VERSION,
             o.common.interval_s, o.common.n_brokers, o.common.redis);
 
-    run(&o, &signals, &sub, stats, &queue);
+    run(&o, &signals, sub, stats, &queue);
+    rc = 0;
+    drain_ms = 2000;
 
     metrics_stop(&metrics);
-    subscriber_finish(&sub, 2000);
-    queue_close(&queue);
-    rc = 0;
+out_subscriber:
+    subscriber_destroy(sub, drain_ms);
+out_writer_running:
+    queue_close(&queue); /* the writer drains what is queued, then ends */
 out_writer:
     writer_finish(&writer);
+out_queue:
     print_stats(stats, &queue);
     queue_finish(&queue);
 out_stats:

@@ -79,9 +79,9 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
     fputs("# HELP hb_consumer_mqtt_subscribed 1 while subscribed on this broker.\n"
           "# TYPE hb_consumer_mqtt_subscribed gauge\n",
           f);
-    for (size_t i = 0; i < src->subscriber->cfg.n_brokers; i++) {
+    for (size_t i = 0; i < subscriber_count(src->subscriber); i++) {
         fputs("hb_consumer_mqtt_subscribed{broker=\"", f);
-        label_value(f, src->subscriber->cfg.brokers[i]);
+        label_value(f, subscriber_broker(src->subscriber, i));
         fprintf(f, "\"} %d\n", subscriber_client_ready(src->subscriber, i) ? 1 : 0);
     }
     fputs("# HELP hb_consumer_latency_seconds Receive time minus the payload's ts.\n"
@@ -113,9 +113,9 @@ static int write_health(FILE *f, const struct metrics_sources *src)
         fputs("redis: not connected\n", f);
         status = MHD_HTTP_SERVICE_UNAVAILABLE;
     }
-    for (size_t i = 0; i < src->subscriber->cfg.n_brokers; i++) {
+    for (size_t i = 0; i < subscriber_count(src->subscriber); i++) {
         if (!subscriber_client_ready(src->subscriber, i)) {
-            fprintf(f, "mqtt %s: not subscribed\n", src->subscriber->cfg.brokers[i]);
+            fprintf(f, "mqtt %s: not subscribed\n", subscriber_broker(src->subscriber, i));
             status = MHD_HTTP_SERVICE_UNAVAILABLE;
         }
     }

@@ -1,21 +1,29 @@
 /* paho MQTTAsync clients, one per broker. paho runs every callback on its one receive thread
- * with a global lock held, so on_message does nothing that can block: it validates topic and
- * payload, bins by the receive time and pushes a fixed-size entry into the bounded queue.
- * Lost connections are re-made by paho (automatic reconnect) and every (re)connect
- * resubscribes; a first connect that fails is retried from subscriber_tick with backoff. A
- * --password-file is read again before every connect, so a consumer token renewed in the file
- * is used the next time the broker cuts the old one off. */
+ * with a global lock held, so no callback blocks: on_message validates topic and payload, bins
+ * by the receive time and pushes a fixed-size entry into the bounded queue, and the reconnect
+ * callback only copies the current password. Lost connections are re-made by paho (automatic
+ * reconnect) and every (re)connect resubscribes; a first connect that fails is retried from
+ * subscriber_tick with backoff. The password has one owner, the subscriber: only the main
+ * thread replaces it (re-reading --password-file when the file changes), under a lock, and
+ * every connect takes its own copy under that lock. */
 #include "subscriber.h"
 
+#include "config.h"
 #include "heartbeat.h"
 #include "interval.h"
+#include "log.h"
 #include "secretfile.h"
 #include "token.h"
 
+#include <MQTTAsync.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 enum sub_state { SUB_IDLE, SUB_CONNECTING, SUB_CONNECTED, SUB_SUBSCRIBED };
@@ -23,6 +31,41 @@ enum sub_state { SUB_IDLE, SUB_CONNECTING, SUB_CONNECTED, SUB_SUBSCRIBED };
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
 #define PASSWORD_FILE_MAX 16384
+
+/* One broker connection. */
+struct sub_client {
+    struct subscriber *owner;
+    MQTTAsync handle;
+    const char *uri;
+    char client_id[128];
+    atomic_int state;         /* enum sub_state */
+    _Atomic int64_t retry_at; /* monotonic ms of the next connect attempt */
+    int backoff_ms;
+    unsigned password_generation; /* of the last password used; under owner->password_lock */
+};
+
+/* The password every client connects with. The subscriber owns it; the main thread replaces
+ * it, everyone else copies it, all under lock (never held across a paho call). */
+struct sub_password {
+    pthread_mutex_t lock;
+    char *text; /* NUL-terminated; NULL when none was given */
+    size_t len;
+    unsigned generation; /* counts replacements, so a client sees that it has a renewed one */
+    struct stat file;    /* the password file as last read, to notice a change */
+    bool file_failing;   /* the last attempt to read it failed (warned once) */
+};
+
+struct subscriber {
+    struct subscriber_config cfg;
+    struct queue *queue;
+    struct stats *stats;
+    char filter[192]; /* the subscription, e.g. $share/hb-consumers/hb/+/+ */
+    int64_t interval_ms;
+    struct hb_ratelimit reject_log;
+    struct sub_password password;
+    struct sub_client clients[HB_BROKERS_MAX];
+    size_t n_clients;
+};
 
 static void log_reject(struct subscriber *s, enum hb_reject reason, const char *topic,
                        size_t topic_len, size_t payload_len)
@@ -97,39 +140,80 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *response)
              response && response->message ? response->message : "");
 }
 
-/* Reads the password file into c->password, saying so when it changed. When it cannot be read
- * (after a warning) the last password is kept. Call with password_lock held. */
-static void password_reload(struct sub_client *c)
+/* Whether the file at st is another one, or changed, since the password was read. */
+static bool file_changed(const struct stat *was, const struct stat *st)
 {
-    const char *path = c->owner->cfg.password_file;
-    char err[256], *text;
-    size_t len;
-    if (!hb_secret_file_read(path, PASSWORD_FILE_MAX, &text, &len, err, sizeof(err))) {
-        HB_WARN("mqtt %s: --password-file %s; keeping the password read before", c->uri, err);
-        return;
-    }
-    len = hb_secret_trim_newline(text, len);
-    text[len] = '\0';
-    if (c->password != NULL && (len != c->password_len || memcmp(text, c->password, len) != 0))
-        HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri, path);
-    hb_secret_free(c->password, c->password_len + 1);
-    c->password = text;
-    c->password_len = len;
+    return st->st_ino != was->st_ino || st->st_dev != was->st_dev ||
+           st->st_size != was->st_size || st->st_mtim.tv_sec != was->st_mtim.tv_sec ||
+           st->st_mtim.tv_nsec != was->st_mtim.tv_nsec ||
+           st->st_ctim.tv_sec != was->st_ctim.tv_sec ||
+           st->st_ctim.tv_nsec != was->st_ctim.tv_nsec;
 }
 
-/* The password file's current contents, re-read now, in a NUL-terminated copy from alloc
- * (NULL when it was never readable). Both this thread's connects and paho's reconnects call
- * it, hence the lock, which is never held across a paho call. */
+/* Replaces the password with text (taken over) when it differs; the old one is wiped. */
+static void password_set(struct sub_password *p, char *text, size_t len)
+{
+    pthread_mutex_lock(&p->lock);
+    bool same = p->text != NULL && len == p->len && memcmp(text, p->text, len) == 0;
+    char *old = same ? text : p->text;
+    size_t old_len = same ? len : p->len;
+    if (!same) {
+        p->text = text;
+        p->len = len;
+        p->generation++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    hb_secret_free(old, old_len + 1);
+}
+
+/* Reads the password file when it changed since the last read (main thread only; nothing else
+ * touches p->file). When it cannot be read, says so once and keeps the last password. Returns
+ * false when it could not be read. */
+static bool password_reload(struct subscriber *s)
+{
+    struct sub_password *p = &s->password;
+    const char *path = s->cfg.password_file;
+    struct stat st;
+    char err[256], *text;
+    size_t len;
+    if (stat(path, &st) != 0)
+        memset(&st, 0, sizeof(st)); /* the read below says why */
+    else if (p->text != NULL && !file_changed(&p->file, &st))
+        return true;
+    if (!hb_secret_file_read(path, PASSWORD_FILE_MAX, &text, &len, err, sizeof(err))) {
+        if (p->text == NULL)
+            HB_ERROR("--password-file %s", err);
+        else if (!p->file_failing)
+            HB_WARN("--password-file %s; keeping the password read before", err);
+        p->file_failing = true;
+        return false;
+    }
+    p->file_failing = false;
+    p->file = st;
+    len = hb_secret_trim_newline(text, len);
+    text[len] = '\0';
+    password_set(p, text, len);
+    return true;
+}
+
+/* A NUL-terminated copy of the current password from alloc (NULL when there is none), for
+ * one connect of c; says so when it is a renewed one. The copy is the caller's. */
 static char *password_copy(struct sub_client *c, void *(*alloc)(size_t), size_t *len)
 {
-    pthread_mutex_lock(&c->password_lock);
-    password_reload(c);
-    char *copy = c->password ? alloc(c->password_len + 1) : NULL;
+    struct sub_password *p = &c->owner->password;
+    pthread_mutex_lock(&p->lock);
+    char *copy = p->text ? alloc(p->len + 1) : NULL;
+    bool renewed = false;
     if (copy != NULL) {
-        memcpy(copy, c->password, c->password_len + 1);
-        *len = c->password_len;
+        memcpy(copy, p->text, p->len + 1);
+        *len = p->len;
+        renewed = c->password_generation != 0 && c->password_generation != p->generation;
+        c->password_generation = p->generation;
     }
-    pthread_mutex_unlock(&c->password_lock);
+    pthread_mutex_unlock(&p->lock);
+    if (renewed && c->owner->cfg.password_file != NULL)
+        HB_INFO("mqtt %s: reconnecting with the renewed password from %s", c->uri,
+                c->owner->cfg.password_file);
     return copy;
 }
 
@@ -146,7 +230,8 @@ static void log_token_expiry(const struct sub_client *c, const char *password, s
                 c->uri, -left, c->owner->cfg.password_file ? " in the --password-file" : "");
 }
 
-/* paho calls this before every automatic reconnect, on its own thread. */
+/* paho calls this before every automatic reconnect, on its own thread with its lock held:
+ * it only copies the password the main thread keeps current. */
 static int on_reconnecting(void *context, MQTTAsync_connectData *data)
 {
     struct sub_client *c = context;
@@ -225,13 +310,11 @@ static void start_connect(struct sub_client *c)
     opts.maxRetryInterval = 10;
     opts.connectTimeout = 10;
     opts.username = cfg->username;
-    opts.password = cfg->password;
-    char *from_file = NULL;
-    size_t from_file_len = 0;
-    if (cfg->password_file != NULL)
-        opts.password = from_file = password_copy(c, malloc, &from_file_len);
-    if (opts.password != NULL)
-        log_token_expiry(c, opts.password, strlen(opts.password));
+    size_t password_len = 0;
+    char *password = password_copy(c, malloc, &password_len);
+    opts.password = password;
+    if (password != NULL)
+        log_token_expiry(c, password, password_len);
     opts.onFailure = on_connect_failed;
     opts.context = c;
     MQTTAsync_SSLOptions tls = MQTTAsync_SSLOptions_initializer;
@@ -245,7 +328,7 @@ static void start_connect(struct sub_client *c)
     }
     atomic_store(&c->state, SUB_CONNECTING);
     int rc = MQTTAsync_connect(c->handle, &opts); /* paho copies the password */
-    hb_secret_free(from_file, from_file_len + 1);
+    hb_secret_free(password, password_len + 1);
     if (rc != MQTTASYNC_SUCCESS) {
         HB_WARN("mqtt %s: connect: %s", c->uri, MQTTAsync_strerror(rc));
         atomic_store(&c->retry_at, hb_monotonic_ms() + c->backoff_ms);
@@ -259,7 +342,6 @@ static bool client_create(struct subscriber *s, size_t i)
     c->owner = s;
     c->uri = s->cfg.brokers[i];
     c->backoff_ms = BACKOFF_MIN_MS;
-    pthread_mutex_init(&c->password_lock, NULL);
     if (s->cfg.n_brokers > 1)
         snprintf(c->client_id, sizeof(c->client_id), "%s-%zu", s->cfg.client_id, i);
     else
@@ -270,7 +352,6 @@ static bool client_create(struct subscriber *s, size_t i)
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         HB_ERROR("mqtt %s: cannot create client: %s", c->uri, MQTTAsync_strerror(rc));
-        pthread_mutex_destroy(&c->password_lock);
         return false;
     }
     rc = MQTTAsync_setCallbacks(c->handle, c, on_connection_lost, on_message, NULL);
@@ -281,55 +362,75 @@ static bool client_create(struct subscriber *s, size_t i)
     if (rc != MQTTASYNC_SUCCESS) {
         HB_ERROR("mqtt %s: cannot set callbacks: %s", c->uri, MQTTAsync_strerror(rc));
         MQTTAsync_destroy(&c->handle);
-        pthread_mutex_destroy(&c->password_lock);
         return false;
     }
     return true;
 }
 
-bool subscriber_init(struct subscriber *s, const struct subscriber_config *cfg,
-                     struct queue *queue, struct stats *stats)
+struct subscriber *subscriber_create(const struct subscriber_config *cfg, struct queue *queue,
+                                     struct stats *stats)
 {
-    memset(s, 0, sizeof(*s));
+    struct subscriber *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        HB_ERROR("mqtt: out of memory");
+        return NULL;
+    }
     s->cfg = *cfg;
     s->queue = queue;
     s->stats = stats;
     s->interval_ms = (int64_t)cfg->interval_s * 1000;
     s->reject_log.burst = 10;
     s->reject_log.window_ms = 10000;
+    pthread_mutex_init(&s->password.lock, NULL);
     if (cfg->share_group)
         snprintf(s->filter, sizeof(s->filter), "$share/%s/%s/+/+", cfg->share_group,
                  cfg->topic_prefix);
     else
         snprintf(s->filter, sizeof(s->filter), "%s/+/+", cfg->topic_prefix);
+    bool ok = true;
     if (cfg->password_file != NULL) {
-        char err[256], *text;
-        size_t len;
-        if (!hb_secret_file_read(cfg->password_file, PASSWORD_FILE_MAX, &text, &len, err,
-                                 sizeof(err))) {
-            HB_ERROR("--password-file %s", err);
-            return false;
-        }
-        hb_secret_free(text, len + 1);
+        ok = password_reload(s);
+    } else if (cfg->password != NULL) {
+        size_t len = strlen(cfg->password);
+        char *text = malloc(len + 1);
+        if (text == NULL)
+            HB_ERROR("mqtt: out of memory");
+        else
+            password_set(&s->password, memcpy(text, cfg->password, len + 1), len);
+        ok = text != NULL;
     }
-    for (size_t i = 0; i < cfg->n_brokers; i++) {
-        if (!client_create(s, i)) {
-            subscriber_finish(s, 0);
-            return false;
-        }
-        s->n_clients = i + 1;
+    for (size_t i = 0; ok && i < cfg->n_brokers; i++) {
+        ok = client_create(s, i);
+        if (ok)
+            s->n_clients = i + 1;
     }
-    return true;
+    if (!ok) {
+        subscriber_destroy(s, 0);
+        return NULL;
+    }
+    return s;
 }
 
 void subscriber_tick(struct subscriber *s)
 {
+    if (s->cfg.password_file != NULL)
+        password_reload(s);
     int64_t now = hb_monotonic_ms();
     for (size_t i = 0; i < s->n_clients; i++) {
         struct sub_client *c = &s->clients[i];
         if (atomic_load(&c->state) == SUB_IDLE && now >= atomic_load(&c->retry_at))
             start_connect(c);
     }
+}
+
+size_t subscriber_count(const struct subscriber *s)
+{
+    return s->cfg.n_brokers;
+}
+
+const char *subscriber_broker(const struct subscriber *s, size_t i)
+{
+    return s->cfg.brokers[i];
 }
 
 bool subscriber_client_ready(struct subscriber *s, size_t i)
@@ -345,8 +446,10 @@ size_t subscriber_ready(struct subscriber *s)
     return n;
 }
 
-void subscriber_finish(struct subscriber *s, int timeout_ms)
+void subscriber_destroy(struct subscriber *s, int timeout_ms)
 {
+    if (s == NULL)
+        return;
     for (size_t i = 0; i < s->n_clients; i++) {
         struct sub_client *c = &s->clients[i];
         if (MQTTAsync_isConnected(c->handle)) {
@@ -363,11 +466,9 @@ void subscriber_finish(struct subscriber *s, int timeout_ms)
             nanosleep(&ts, NULL);
         }
     }
-    for (size_t i = 0; i < s->n_clients; i++) {
+    for (size_t i = 0; i < s->n_clients; i++)
         MQTTAsync_destroy(&s->clients[i].handle);
-        hb_secret_free(s->clients[i].password, s->clients[i].password_len + 1);
-        s->clients[i].password = NULL;
-        pthread_mutex_destroy(&s->clients[i].password_lock);
-    }
-    s->n_clients = 0;
+    hb_secret_free(s->password.text, s->password.len + 1);
+    pthread_mutex_destroy(&s->password.lock);
+    free(s);
 }

@@ -3,15 +3,9 @@
 #ifndef HB_SUBSCRIBER_H
 #define HB_SUBSCRIBER_H
 
-#include <MQTTAsync.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
-#include "config.h"
-#include "log.h"
 #include "queue.h"
 #include "stats.h"
 
@@ -22,8 +16,9 @@ struct subscriber_config {
     const char *share_group; /* NULL for a plain subscription */
     const char *client_id;   /* base; the broker index is appended when there are several */
     const char *username, *password;
-    /* When set, the password is read from this file before every connect and reconnect (one
-     * trailing newline stripped), so a renewed token is picked up without a restart. */
+    /* When set, the password is read from this file (one trailing newline stripped) at start
+     * and again by subscriber_tick whenever the file changes; every connect and reconnect uses
+     * the latest, so a renewed token is picked up without a restart. */
     const char *password_file;
     /* For ssl://, mqtts:// and wss:// brokers: CA certificates (PEM) that the broker's
      * certificate must chain to, or NULL for the system's trust store. The broker's name is
@@ -34,44 +29,26 @@ struct subscriber_config {
     int keepalive_s;
 };
 
+/* The consumer's MQTT side, private to subscriber.c: its clients (with paho's handles) and the
+ * one password copy are owned there and reached only through these functions. */
 struct subscriber;
 
-/* One broker connection. */
-struct sub_client {
-    struct subscriber *owner;
-    MQTTAsync handle;
-    const char *uri;
-    char client_id[128];
-    atomic_int state;          /* enum sub_state in subscriber.c */
-    _Atomic int64_t retry_at;  /* monotonic ms of the next connect attempt */
-    int backoff_ms;
-    /* Last read from cfg.password_file (wiped when replaced), to log renewals. Read by this
-     * thread's connects and by paho's reconnects, hence the lock (never held across a paho
-     * call: paho calls back with its own lock held). */
-    pthread_mutex_t password_lock;
-    char *password;
-    size_t password_len;
-};
+/* Creates the clients (nothing connects yet); cfg's strings, queue and stats are borrowed and
+ * must outlive it. With a password_file, fails when the file cannot be read now. Returns NULL
+ * after reporting why. */
+struct subscriber *subscriber_create(const struct subscriber_config *cfg, struct queue *queue,
+                                     struct stats *stats);
 
-struct subscriber {
-    struct subscriber_config cfg;
-    struct queue *queue;
-    struct stats *stats;
-    char filter[192];   /* the subscription, e.g. $share/hb-consumers/hb/+/+ */
-    int64_t interval_ms;
-    struct hb_ratelimit reject_log;
-    struct sub_client clients[HB_BROKERS_MAX];
-    size_t n_clients;
-};
-
-/* Creates the clients (nothing connects yet). queue and stats are borrowed. With a
- * password_file, fails when the file cannot be read now. */
-bool subscriber_init(struct subscriber *s, const struct subscriber_config *cfg,
-                     struct queue *queue, struct stats *stats);
-
-/* Starts or retries connections whose backoff has passed. Call it periodically from the main
- * thread; it never blocks. */
+/* Starts or retries connections whose backoff has passed, and re-reads the password file when
+ * it changed. Call it periodically from one thread (the main thread); it never blocks on the
+ * network. */
 void subscriber_tick(struct subscriber *s);
+
+/* Number of clients (one per broker). */
+size_t subscriber_count(const struct subscriber *s);
+
+/* The broker URI of client i (i < subscriber_count), as given in the configuration. */
+const char *subscriber_broker(const struct subscriber *s, size_t i);
 
 /* Number of clients connected and subscribed. */
 size_t subscriber_ready(struct subscriber *s);
@@ -79,8 +56,8 @@ size_t subscriber_ready(struct subscriber *s);
 /* Whether client i (the i-th broker) is connected and subscribed. Any thread may ask. */
 bool subscriber_client_ready(struct subscriber *s, size_t i);
 
-/* Disconnects (waiting up to timeout_ms for in-flight messages) and destroys the clients. After
- * it returns no callback runs any more. */
-void subscriber_finish(struct subscriber *s, int timeout_ms);
+/* Disconnects (waiting up to timeout_ms for in-flight messages), destroys the clients and
+ * frees s. After it returns no callback runs any more. NULL is a no-op. */
+void subscriber_destroy(struct subscriber *s, int timeout_ms);
 
 #endif
