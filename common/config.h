@@ -31,10 +31,13 @@ struct hb_config {
 /* The shared options, for a program's option groups (common/options.h). */
 extern const struct hb_option hb_config_options[];
 #define HB_CONFIG_N_OPTIONS 4
-#define HB_CONFIG_GROUP(type, member) {hb_config_options, HB_CONFIG_N_OPTIONS, offsetof(type, member)}
+#define HB_CONFIG_GROUP(type, member)                                                              \
+    {                                                                                              \
+        hb_config_options, HB_CONFIG_N_OPTIONS, offsetof(type, member)                             \
+    }
 
 /* Help text of --topic-prefix, for programs that take only this one of the shared options. */
-#define HB_CONFIG_TOPIC_PREFIX_HELP                                                               \
+#define HB_CONFIG_TOPIC_PREFIX_HELP                                                                \
     "heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\ndefault hb)"
 
 /* Codes of the shared options for hb_config_option, in the order of hb_config_options. */

@@ -64,8 +64,8 @@ static void complain(const char *from, const char *template, const char *value)
         skip = 0;
         value = "";
     }
-    HB_ERROR("%s%s%.*s%.*s%s", from ? from : "", from ? ": " : "", (int)(hole - template),
-             template, precision, value, hole + skip);
+    HB_ERROR("%s%s%.*s%.*s%s", from ? from : "", from ? ": " : "", (int)(hole - template), template,
+             precision, value, hole + skip);
 }
 
 static void *field(const struct hb_option *o, void *base)
@@ -301,10 +301,10 @@ enum hb_options_status hb_options_parse(const struct hb_options_spec *spec, void
         return HB_OPTIONS_USAGE;
     struct option longopts[HB_OPTIONS_MAX + 3];
     for (int i = 0; i < n; i++) {
-        longopts[i] = (struct option){entries[i].option->name,
-                                      takes_argument(entries[i].option) ? required_argument
-                                                                        : no_argument,
-                                      NULL, OPTION_CODE_BASE + i};
+        longopts[i] =
+            (struct option){entries[i].option->name,
+                            takes_argument(entries[i].option) ? required_argument : no_argument,
+                            NULL, OPTION_CODE_BASE + i};
     }
     longopts[n] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n + 1] = (struct option){"version", no_argument, NULL, 'V'};

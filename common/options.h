@@ -23,7 +23,7 @@ enum hb_option_type {
 
 /* Flags of an option. */
 enum {
-    HB_OPTION_GIVEN = 1 << 0,       /* set the bool at .given when the option is on the command line */
+    HB_OPTION_GIVEN = 1 << 0, /* set the bool at .given when the option is on the command line */
     HB_OPTION_ENV_LENIENT = 1 << 1, /* HB_OPTION_LOG_LEVEL: an unusable environment value is
                                      * ignored, not an error */
 };
@@ -43,8 +43,8 @@ struct hb_option {
     size_t max_count;    /* HB_OPTION_STRINGS: most values */
     size_t given;        /* with HB_OPTION_GIVEN: offset of a bool */
     unsigned flags;
-    long min, max;       /* HB_OPTION_INTEGER */
-    double dmin, dmax;   /* HB_OPTION_DOUBLE */
+    long min, max;     /* HB_OPTION_INTEGER */
+    double dmin, dmax; /* HB_OPTION_DOUBLE */
     /* HB_OPTION_STRING: whether the value is acceptable (NULL: any). */
     bool (*valid)(const char *value);
     /* HB_OPTION_CUSTOM: checks value and stores it into opts (the whole struct the table
@@ -69,8 +69,8 @@ struct hb_option_group {
 #define HB_OPTIONS_MAX 64 /* options of one program, all groups together */
 
 struct hb_options_spec {
-    const char *program; /* for --version and "Try 'PROGRAM --help'." */
-    const char *usage;   /* help text before the options */
+    const char *program;  /* for --version and "Try 'PROGRAM --help'." */
+    const char *usage;    /* help text before the options */
     const char *epilogue; /* help text after "-h, --help" and "-V, --version" */
     struct hb_option_group groups[HB_OPTION_GROUPS_MAX]; /* in the order of the help text */
     size_t n_groups;

@@ -145,10 +145,10 @@ static const struct hb_option consumer_options[] = {
 
 /* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
 static const char *const getopt_order[] = {
-    "broker",      "redis",       "interval",   "topic-prefix",   "no-share",
-    "share-group", "client-id",   "username",   "password",       "password-file",
-    "buffer",      "batch-size",  "flush-ms",   "payload-max",    "stats-interval",
-    "drain-timeout", "log-level", "metrics",    "ca-file",        NULL,
+    "broker",        "redis",      "interval", "topic-prefix", "no-share",
+    "share-group",   "client-id",  "username", "password",     "password-file",
+    "buffer",        "batch-size", "flush-ms", "payload-max",  "stats-interval",
+    "drain-timeout", "log-level",  "metrics",  "ca-file",      NULL,
 };
 
 static const struct hb_options_spec spec = {

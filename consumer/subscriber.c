@@ -143,11 +143,10 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *response)
 /* Whether the file at st is another one, or changed, since the password was read. */
 static bool file_changed(const struct stat *was, const struct stat *st)
 {
-    return st->st_ino != was->st_ino || st->st_dev != was->st_dev ||
-           st->st_size != was->st_size || st->st_mtim.tv_sec != was->st_mtim.tv_sec ||
+    return st->st_ino != was->st_ino || st->st_dev != was->st_dev || st->st_size != was->st_size ||
+           st->st_mtim.tv_sec != was->st_mtim.tv_sec ||
            st->st_mtim.tv_nsec != was->st_mtim.tv_nsec ||
-           st->st_ctim.tv_sec != was->st_ctim.tv_sec ||
-           st->st_ctim.tv_nsec != was->st_ctim.tv_nsec;
+           st->st_ctim.tv_sec != was->st_ctim.tv_sec || st->st_ctim.tv_nsec != was->st_ctim.tv_nsec;
 }
 
 /* Replaces the password with text (taken over) when it differs; the old one is wiped. */

@@ -445,12 +445,16 @@ static const struct hb_option log_options[] = {
 
 /* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
 static const char *const getopt_order[] = {
-    "broker",         "redis",          "interval",         "topic-prefix", "accounts",
-    "devices-per-account", "heartbeat", "jitter",           "duration",     "churn",
-    "guard-ms",       "qos",            "seed",             "account-prefix", "username",
-    "password",       "truth",          "json",             "quiet",        "connect-rate",
-    "log-level",      "workers",        "source-address",   "key",          "kid",
-    "token-ttl",      "payload-template", "keepalive",      "progress",     "ca-file",
+    "broker",       "redis",          "interval",
+    "topic-prefix", "accounts",       "devices-per-account",
+    "heartbeat",    "jitter",         "duration",
+    "churn",        "guard-ms",       "qos",
+    "seed",         "account-prefix", "username",
+    "password",     "truth",          "json",
+    "quiet",        "connect-rate",   "log-level",
+    "workers",      "source-address", "key",
+    "kid",          "token-ttl",      "payload-template",
+    "keepalive",    "progress",       "ca-file",
     NULL,
 };
 
