@@ -5,7 +5,7 @@ device's control topic, evict_oldest, group limits, the grace period, two instan
 every kind of bad input (status, error, field, counted, nothing written), Redis down with and
 without --fail-open, idle connections, and POST /v1/tokens."""
 
-import http.client
+import json
 import queue
 import socket
 import threading
@@ -275,7 +275,70 @@ def tokens_endpoint_works_as_hb_tokend(env):
     check_eq(claims["exp"] - claims["iat"], 1800, "default lifetime")
 
 
+def touch(env, redis, account, limit, reports, grace_ms=30000, now_ms=0):
+    _, out, _ = env.run("api/hb-api-touch", redis.uri, account, limit, grace_ms, now_ms,
+                        *reports, check_rc=0)
+    return json.loads(out)
+
+
+def stop_heartbeat_frees_the_slot_at_once(env):
+    redis, _, api, _ = setup(env, ["--default-limit", "2"])
+    check_eq(api.play("acct1", "tv")[0], 200, "tv admitted")
+    check_eq(api.play("acct1", "phone")[0], 200, "phone admitted")
+    check_eq(api.play("acct1", "tablet")[0], 409, "tablet refused")
+    result = touch(env, redis, "acct1", 2, ["tv:playing", "phone:stopped"])
+    check_eq(result, {"released": ["phone"], "admitted": [], "stop": {}, "refreshed": 1},
+             "touch: phone released, tv refreshed")
+    check_eq(api.play("acct1", "tablet")[0], 200, "tablet admitted in phone's slot")
+
+
+def heartbeat_without_admission_is_admitted_or_stopped(env):
+    redis, _, api, _ = setup(env, ["--default-limit", "2"])
+    check_eq(api.play("acct1", "tv")[0], 200, "tv admitted")
+    result = touch(env, redis, "acct1", 2, ["tv:playing", "rogue1:playing", "rogue2:playing"])
+    check_eq(result, {"released": [], "admitted": ["rogue1"],
+                      "stop": {"rogue2": "account_limit"}, "refreshed": 1},
+             "one rogue admitted while there is room, the other stopped")
+    check_eq(sorted(redis.cmd("HKEYS", "hb:plays:{acct1}")), ["rogue1", "tv"], "slots")
+    # A device that ignores its stop keeps being refused.
+    result = touch(env, redis, "acct1", 2, ["rogue2:playing"])
+    check_eq(result["stop"], {"rogue2": "account_limit"}, "still refused")
+
+
+def after_flushall_the_device_that_started_last_is_stopped(env):
+    redis, _, api, _ = setup(env, ["--default-limit", "2"])
+    for d in ("first", "second", "third"):
+        api.play("acct1", d)
+    redis.cmd("FLUSHALL")
+    now = int(time.time() * 1000)
+    # Reported in any order; the start each reports decides, and never past the limit.
+    result = touch(env, redis, "acct1", 2, [f"third:playing:{now - 1000}",
+                                            f"first:playing:{now - 3000}",
+                                            f"second:playing:{now - 2000}"])
+    check_eq(result["admitted"], ["first", "second"], "earliest starts admitted")
+    check_eq(result["stop"], {"third": "account_limit"}, "latest start stopped")
+    check_eq(redis.cmd("HLEN", "hb:plays:{acct1}"), 2, "never past the limit")
+    status, acct = api.request("GET", "/v1/accounts/acct1")
+    check_eq(active_devices(acct), ["first", "second"], "active after healing")
+
+
+def touch_past_the_grace_period_prunes_silent_devices(env):
+    redis, _, api, _ = setup(env, ["--default-limit", "2"])
+    api.play("acct1", "tv")
+    api.play("acct1", "phone")
+    later = int(time.time() * 1000) + 31000
+    result = touch(env, redis, "acct1", 2, ["laptop:playing"], grace_ms=30000, now_ms=later)
+    check_eq(result, {"released": [], "admitted": ["laptop"], "stop": {}, "refreshed": 0},
+             "silent devices pruned, laptop admitted")
+    check_eq(redis.cmd("HKEYS", "hb:plays:{acct1}"), ["laptop"], "only laptop left")
+    check(0 < redis.cmd("PTTL", "hb:plays:{acct1}") <= 60000, "plays key expires")
+
+
 SCENARIOS = {f.__name__: f for f in [
+    stop_heartbeat_frees_the_slot_at_once,
+    heartbeat_without_admission_is_admitted_or_stopped,
+    after_flushall_the_device_that_started_last_is_stopped,
+    touch_past_the_grace_period_prunes_silent_devices,
     limit_two_refuses_the_third_with_the_active_list,
     delete_frees_the_slot_and_stops_the_device,
     evict_oldest_admits_and_stops_the_oldest,
