@@ -20,6 +20,7 @@ struct hb_control {
     hb_control_password_fn password;
     void *password_ud;
     atomic_bool connected;
+    atomic_bool closing; /* hb_control_destroy runs: no reconnect, no warning */
     atomic_ullong published, failed;
     bool started;
 };
@@ -78,7 +79,10 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
 {
     struct hb_control *c = ud;
-    if (atomic_exchange(&c->connected, false))
+    bool was = atomic_exchange(&c->connected, false);
+    if (atomic_load(&c->closing))
+        return;
+    if (was)
         HB_WARN("control: disconnected from the broker (%s); reconnecting",
                 mosquitto_strerror(rc));
     refresh_password(c); /* the loop thread reconnects next, with it */
@@ -173,6 +177,7 @@ void hb_control_destroy(struct hb_control *c)
         return;
     if (c->mosq != NULL) {
         if (c->started) {
+            atomic_store(&c->closing, true);
             mosquitto_disconnect(c->mosq);
             mosquitto_loop_stop(c->mosq, false);
         }
