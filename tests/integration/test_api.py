@@ -127,12 +127,12 @@ def group_limit_below_account_limit_refuses(env):
 def silent_device_frees_its_slot_after_the_grace_period(env):
     _, _, api, _ = setup(env, ["--default-limit", "1", "--heartbeat-seconds", "1",
                                "--grace-seconds", "2"])
+    asked = time.monotonic()  # the admission happens after this, in Redis's clock (ms)
     check_eq(api.play("acct1", "tv")[0], 200, "tv admitted")
-    admitted = time.monotonic()
     check_eq(api.play("acct1", "phone")[0], 409, "phone refused while tv holds the slot")
     wait_until(lambda: api.play("acct1", "phone")[0] == 200, 10, "the slot to free")
-    waited = time.monotonic() - admitted
-    check(waited >= 2.0, f"slot freed after {waited:.2f} s, before the 2 s grace period")
+    waited = time.monotonic() - asked
+    check(waited >= 1.99, f"slot freed after {waited:.3f} s, before the 2 s grace period")
     status, acct = api.request("GET", "/v1/accounts/acct1")
     check_eq(active_devices(acct), ["phone"], "only phone active")
 
