@@ -282,6 +282,11 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
         set_err(err, errlen, "invalid topic prefix '%.80s'", prefix);
         return NULL;
     }
+    const char *control = req->control_prefix;
+    if (control != NULL && !hb_topic_prefix_valid(control)) {
+        set_err(err, errlen, "invalid control prefix '%.80s'", control);
+        return NULL;
+    }
     if (req->role != HB_ROLE_DEVICE && req->role != HB_ROLE_CONSUMER) {
         set_err(err, errlen, "unknown role");
         return NULL;
@@ -311,7 +316,7 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
     for (size_t i = 0; i < sizeof(random); i++)
         snprintf(jti + 2 * i, 3, "%02x", random[i]);
 
-    char topic[3][HB_ACL_TOPIC_MAX];
+    char topic[4][HB_ACL_TOPIC_MAX];
     if (device_role)
         snprintf(topic[0], sizeof(topic[0]), "%s/%s/${clientid}", prefix, req->account);
     else {
@@ -319,6 +324,11 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
         snprintf(topic[1], sizeof(topic[1]), "$share/+/%s/+/+", prefix);
     }
     snprintf(topic[2], sizeof(topic[2]), "#");
+    topic[3][0] = '\0';
+    if (control != NULL && device_role && device != NULL)
+        snprintf(topic[3], sizeof(topic[3]), "%s/%s/%s", control, req->account, device);
+    else if (control != NULL && !device_role)
+        snprintf(topic[3], sizeof(topic[3]), "%s/+/+", control);
 
     char *text = NULL;
     cJSON *claims = cJSON_CreateObject();
@@ -335,6 +345,8 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
     else if (ok)
         ok = add_rule(acl, "allow", "subscribe", topic[0]) &&
              add_rule(acl, "allow", "subscribe", topic[1]);
+    if (ok && topic[3][0] != '\0')
+        ok = add_rule(acl, "allow", device_role ? "subscribe" : "publish", topic[3]);
     ok = ok && add_rule(acl, "deny", "all", topic[2]);
     if (ok)
         text = cJSON_PrintUnformatted(claims);

@@ -68,12 +68,18 @@ struct hb_token_request {
     const char *topic_prefix; /* "hb" by default */
     int64_t now_s;        /* iat; nbf = iat */
     int64_t ttl_s;        /* exp = now_s + ttl_s */
+    /* Control topics <control_prefix>/<account>/<device>, or NULL for none. When set, a device
+     * token pinned to a device may also subscribe to its own control topic, and a consumer
+     * token may also publish to <control_prefix>/+/+ (stops sent to devices). */
+    const char *control_prefix;
 };
 
 /* Mints a token signed with key. Device tokens: sub = account, acl = [allow publish
  * <prefix>/<account>/${clientid}, deny all "#"], with "device" claim and a pinned client id
  * when device is set. Consumer tokens: sub = "consumer", acl = [allow subscribe <prefix>/+/+,
- * allow subscribe $share/+/<prefix>/+/+, deny all "#"]. Claims: sub, iat, nbf, exp, jti
+ * allow subscribe $share/+/<prefix>/+/+, deny all "#"]. With control_prefix, a pinned device
+ * token also gets allow subscribe <control_prefix>/<account>/<device>, a consumer token allow
+ * publish <control_prefix>/+/+ (both before the closing deny). Claims: sub, iat, nbf, exp, jti
  * (random, 128 bits), acl, role. Header: alg, typ, kid. Returns a malloc'd token or NULL with
  * a reason in err. */
 char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,

@@ -1,0 +1,68 @@
+/* hb-api's shared state and the endpoints' entry points. One struct api, set up by main and
+ * read-only afterwards (counters and the pool have their own synchronisation), is passed to
+ * every endpoint on whichever server thread runs it. */
+#ifndef HB_API_API_H
+#define HB_API_API_H
+
+#include "../token/apikeys.h"
+#include "control.h"
+#include "httpd.h"
+#include "input.h"
+#include "metrics.h"
+#include "plays.h"
+#include "pool.h"
+#include "token.h"
+
+#include <stdbool.h>
+
+#define API_BODY_MAX 4096
+#define API_TOKEN_MAX_TTL 86400
+
+struct api_settings {
+    const char *topic_prefix, *control_prefix;
+    int interval_s;
+    long heartbeat_s;
+    long token_ttl;
+    bool fail_open;
+    struct hb_plays_config plays;
+};
+
+struct api {
+    struct api_settings set;
+    const struct hb_key *key;
+    const struct api_keys *api_keys;
+    struct api_pool pool;
+    struct hb_control *control; /* NULL without --broker */
+    struct api_metrics metrics;
+};
+
+/* The httpd handler: routes, authenticates, counts, and calls the endpoints below. */
+void api_handle(void *ud, struct hb_httpd_request *req);
+
+/* Refuses a request for its input: counts the reason and replies with its status. */
+void api_refuse(struct api *a, struct hb_httpd_request *req, enum api_bad bad,
+                const char *field);
+
+/* A Redis failure: counted, 503 {"error":"redis_unavailable"}. */
+void api_unavailable(struct api *a, struct hb_httpd_request *req, const char *why);
+
+/* Mints a device token for account/device (device may be NULL) with ttl; NULL after logging. */
+char *api_mint_device(struct api *a, const char *account, const char *device, long ttl,
+                      int64_t *expires_at);
+
+/* Publishes a stop when a broker is configured (else counted as nothing to do). */
+void api_stop(struct api *a, const char *account, const char *device, const char *reason);
+
+/* The active devices as [{"device","since","last_seen","group","media"}] (seconds; null for
+ * an absent group or media). NULL when out of memory. */
+cJSON *api_active_json(const struct hb_admission *ad);
+
+/* Endpoints: each queues exactly one reply. path holds the ids the route named. */
+void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body);
+void api_play_delete(struct api *a, struct hb_httpd_request *req, const struct api_path *path);
+void api_account_get(struct api *a, struct hb_httpd_request *req, const struct api_path *path);
+void api_limits_put(struct api *a, struct hb_httpd_request *req, const struct api_path *path,
+                    cJSON *body);
+void api_tokens_post(struct api *a, struct hb_httpd_request *req, cJSON *body);
+
+#endif
