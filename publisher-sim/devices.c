@@ -1,10 +1,8 @@
-/* The device state machine. Every libmosquitto call that can read, write, open or close a
- * device's socket runs inside device_drive(), which then settles the device: acts on what the
- * library's callbacks recorded (they only record) and brings the socket's epoll registration
- * in line (EPOLLOUT only while the library wants to write). A dropped connection destroys its
- * client, so the library can never resend an old heartbeat later, into another interval.
- * Longer than 500 lines on purpose: the eight states' transitions call each other (a lost
- * connection backs off, a drained one disconnects, every step settles) and read as one. */
+/* The device state machine. Every libmosquitto call that can touch a device's socket runs in
+ * a step passed to device_drive(), which then settles the device: acts on what the callbacks
+ * recorded (they only record) and re-registers the socket with epoll. A dropped connection
+ * destroys its client, so no old heartbeat is resent later. Over 500 lines on purpose: the
+ * eight states' transitions call each other and read best as one. */
 #include "devices.h"
 
 #include "interval.h"
@@ -366,8 +364,7 @@ static bool set_credentials(struct devices *ds, struct device *d)
 {
     const char *username = ds->cfg->username ? ds->cfg->username : device_account(ds, d);
     if (ds->cfg->key == NULL)
-        return mosquitto_username_pw_set(d->mosq, username, ds->cfg->password) ==
-               MOSQ_ERR_SUCCESS;
+        return mosquitto_username_pw_set(d->mosq, username, ds->cfg->password) == MOSQ_ERR_SUCCESS;
     struct hb_token_request req = {
         .role = HB_ROLE_DEVICE,
         .account = device_account(ds, d),
@@ -389,8 +386,7 @@ static bool set_credentials(struct devices *ds, struct device *d)
 }
 
 /* Step: credentials, socket options and the non-blocking connect to the device's broker. */
-static bool step_connect(struct devices *ds, struct device *d, void *arg, char *why,
-                         size_t why_len)
+static bool step_connect(struct devices *ds, struct device *d, void *arg, char *why, size_t why_len)
 {
     size_t global = ds->cfg->first_device + index_of(ds, d);
     const struct options_broker *b = &ds->cfg->brokers[global % ds->cfg->n_brokers];

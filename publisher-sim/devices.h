@@ -28,8 +28,8 @@ struct devices {
     struct rng rng;      /* jitter, guard-band spread and backoff draws */
     struct truth *truth; /* borrowed for the run */
     struct hb_ratelimit log_limit;
-    bool running;          /* publishing; false once the run's end began */
-    size_t n_open;         /* devices holding a client */
+    bool running;           /* publishing; false once the run's end began */
+    size_t n_open;          /* devices holding a client */
     struct sim_stats stats; /* all counters but interrupted, which is the loop's */
 };
 

@@ -296,8 +296,7 @@ static int create_truth(struct run *r)
 {
     r->start = hb_now_ms();
     int64_t first;
-    size_t planned =
-        schedule_complete(r->start, r->start + r->duration_ms, r->interval_ms, &first);
+    size_t planned = schedule_complete(r->start, r->start + r->duration_ms, r->interval_ms, &first);
     struct truth_ids ids = plan_truth_ids(&r->plan);
     r->truth = truth_create(&ids, first, r->interval_ms, planned);
     if (r->truth == NULL)
