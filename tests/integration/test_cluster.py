@@ -109,6 +109,12 @@ def cluster_slot_migration_mid_run_follows_ask_and_moved(env):
     src_id, dst_id = source.node_id(), target.node_id()
     before = tool_last(tool)
     check_eq(before["ask"] + before["moved"], 0, "redirections before the migration")
+    # A node that lost its scripts answers NOSCRIPT: the layer loads them again and retries.
+    check_eq(before["script_loads"], 3, "script loads before SCRIPT FLUSH")
+    for m in cluster.masters():
+        m.cmd("SCRIPT", "FLUSH")
+    wait_until(lambda: tool_last(tool).get("script_loads", 0) == 6 or not tool.alive(), 30,
+               "the scripts loaded again on the three masters", 0.05)
 
     target.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
     source.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
