@@ -62,37 +62,88 @@ static bool parse_userinfo(const char *s, size_t len, struct hb_redis_addr *out,
     return true;
 }
 
+/* Parses host[:port] of length len into host and port (6379 when absent). */
+static bool parse_hostport(const char *s, size_t len, char *host, size_t host_size, int *port,
+                           char *err, size_t errlen)
+{
+    const char *colon = memrchr(s, ':', len);
+    size_t host_len = colon ? (size_t)(colon - s) : len;
+    if (host_len == 0 || !copy_part(host, host_size, s, host_len)) {
+        snprintf(err, errlen, "missing or too long host");
+        return false;
+    }
+    *port = 6379;
+    if (colon != NULL) {
+        char digits[8];
+        long v;
+        size_t plen = len - host_len - 1;
+        if (!copy_part(digits, sizeof(digits), colon + 1, plen) ||
+            !hb_parse_long(digits, 1, 65535, &v)) {
+            snprintf(err, errlen, "port must be 1..65535");
+            return false;
+        }
+        *port = (int)v;
+    }
+    return true;
+}
+
+/* Splits [userinfo@]rest at the last '@' before end; returns where the hosts begin. */
+static const char *skip_userinfo(const char *rest, size_t auth_len, struct hb_redis_addr *out,
+                                 char *err, size_t errlen)
+{
+    const char *at = memrchr(rest, '@', auth_len);
+    if (at == NULL)
+        return rest;
+    if (!parse_userinfo(rest, (size_t)(at - rest), out, err, errlen))
+        return NULL;
+    return at + 1;
+}
+
 static bool parse_tcp(const char *rest, struct hb_redis_addr *out, char *err, size_t errlen)
 {
     const char *slash = strchr(rest, '/');
     size_t auth_len = slash ? (size_t)(slash - rest) : strlen(rest);
-    const char *at = memrchr(rest, '@', auth_len);
-    const char *host = rest;
-    if (at != NULL) {
-        if (!parse_userinfo(rest, (size_t)(at - rest), out, err, errlen))
-            return false;
-        host = at + 1;
-    }
-    size_t hostport_len = (size_t)(rest + auth_len - host);
-    const char *colon = memrchr(host, ':', hostport_len);
-    size_t host_len = colon ? (size_t)(colon - host) : hostport_len;
-    if (host_len == 0 || !copy_part(out->host, sizeof(out->host), host, host_len)) {
-        snprintf(err, errlen, "missing or too long host");
+    const char *host = skip_userinfo(rest, auth_len, out, err, errlen);
+    if (host == NULL ||
+        !parse_hostport(host, (size_t)(rest + auth_len - host), out->host, sizeof(out->host),
+                        &out->port, err, errlen))
         return false;
-    }
-    out->port = 6379;
-    if (colon != NULL) {
-        char port[8];
-        long v;
-        size_t plen = hostport_len - host_len - 1;
-        if (!copy_part(port, sizeof(port), colon + 1, plen) || !hb_parse_long(port, 1, 65535, &v)) {
-            snprintf(err, errlen, "port must be 1..65535");
-            return false;
-        }
-        out->port = (int)v;
-    }
     if (slash != NULL && slash[1] != '\0')
         return parse_db(slash + 1, &out->db, err, errlen);
+    return true;
+}
+
+/* Seed nodes, comma-separated; a cluster has one database, so no /db. */
+static bool parse_cluster(const char *rest, struct hb_redis_addr *out, char *err, size_t errlen)
+{
+    if (strchr(rest, '/') != NULL || strchr(rest, '?') != NULL) {
+        snprintf(err, errlen, "a cluster has database 0 only: no /db or options after the nodes");
+        return false;
+    }
+    size_t len = strlen(rest);
+    const char *p = skip_userinfo(rest, len, out, err, errlen);
+    if (p == NULL)
+        return false;
+    const char *end = rest + len;
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        if (out->n_seeds == HB_REDIS_SEEDS_MAX) {
+            snprintf(err, errlen, "at most %d seed nodes", HB_REDIS_SEEDS_MAX);
+            return false;
+        }
+        struct hb_redis_endpoint *e = &out->seeds[out->n_seeds];
+        if (!parse_hostport(p, (size_t)(stop - p), e->host, sizeof(e->host), &e->port, err,
+                            errlen))
+            return false;
+        out->n_seeds++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    out->cluster = true;
+    memcpy(out->host, out->seeds[0].host, sizeof(out->host));
+    out->port = out->seeds[0].port;
     return true;
 }
 
@@ -105,8 +156,11 @@ bool hb_redis_uri_parse(const char *uri, struct hb_redis_addr *out, char *err, s
         ok = parse_tcp(uri + 8, &parsed, err, errlen);
     else if (strncmp(uri, "unix://", 7) == 0)
         ok = parse_unix(uri + 7, &parsed, err, errlen);
+    else if (strncmp(uri, "redis-cluster://", 16) == 0)
+        ok = parse_cluster(uri + 16, &parsed, err, errlen);
     else {
-        snprintf(err, errlen, "expected redis://host:port or unix:///path");
+        snprintf(err, errlen,
+                 "expected redis://host:port, unix:///path or redis-cluster://host:port,...");
         ok = false;
     }
     if (ok)
@@ -133,6 +187,10 @@ static bool run_ok(redisContext *c, char *err, size_t errlen, const char *what, 
 redisContext *hb_redis_connect(const struct hb_redis_addr *addr, int timeout_ms, char *err,
                                size_t errlen)
 {
+    if (addr->cluster) {
+        snprintf(err, errlen, "redis-cluster:// needs the cluster client, not one connection");
+        return NULL;
+    }
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     redisContext *c = addr->path[0] ? redisConnectUnixWithTimeout(addr->path, tv)
                                     : redisConnectWithTimeout(addr->host, addr->port, tv);
