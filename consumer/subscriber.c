@@ -9,8 +9,8 @@
 
 #include "heartbeat.h"
 #include "interval.h"
+#include "jwtparts.h"
 #include "secretfile.h"
-#include "token.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -15,6 +15,8 @@
 
 #include "auth.h"
 #include "options.h"
+#include "jwtverify.h"
+#include "mint.h"
 #include "sessions.h"
 #include "testing.h"
 #include "token.h"

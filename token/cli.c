@@ -4,8 +4,11 @@
 #include "config.h"
 #include "ids.h"
 #include "interval.h"
+#include "jwtverify.h"
 #include "keyfile.h"
+#include "keyring.h"
 #include "log.h"
+#include "mint.h"
 #include "token.h"
 
 #include <cjson/cJSON.h>

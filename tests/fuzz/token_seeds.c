@@ -6,6 +6,8 @@
 #include "fuzz_token.h"
 
 #include "fuzz.h"
+#include "jwtverify.h"
+#include "mint.h"
 
 #include <openssl/evp.h>
 
@@ -19,24 +21,28 @@ struct seed {
 static const struct seed seeds[] = {
     {"ok-device-hs",
      FUZZ_TOKEN_HS_KID,
-     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 60, HB_TOKEN_TTL_DEFAULT}},
+     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 60, HB_TOKEN_TTL_DEFAULT, NULL}},
     {"ok-device-unpinned-hs",
      FUZZ_TOKEN_HS_KID,
-     {HB_ROLE_DEVICE, "acct0002", NULL, NULL, NOW - 60, HB_TOKEN_TTL_DEFAULT}},
+     {HB_ROLE_DEVICE, "acct0002", NULL, NULL, NOW - 60, HB_TOKEN_TTL_DEFAULT, NULL}},
     {"ok-device-es",
      FUZZ_TOKEN_ES_KID,
-     {HB_ROLE_DEVICE, "acct.0003_x", "set-top:7", NULL, NOW, 60}},
+     {HB_ROLE_DEVICE, "acct.0003_x", "set-top:7", NULL, NOW, 60, NULL}},
     {"ok-device-prefix-hs",
      FUZZ_TOKEN_HS_KID,
-     {HB_ROLE_DEVICE, "acct0004", "web-1", "tenant/hb", NOW - 1, 86400}},
-    {"ok-consumer-hs", FUZZ_TOKEN_HS_KID, {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW - 3600, 86400}},
-    {"ok-consumer-es", FUZZ_TOKEN_ES_KID, {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW + 10, 86400}},
+     {HB_ROLE_DEVICE, "acct0004", "web-1", "tenant/hb", NOW - 1, 86400, NULL}},
+    {"ok-consumer-hs",
+     FUZZ_TOKEN_HS_KID,
+     {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW - 3600, 86400, NULL}},
+    {"ok-consumer-es",
+     FUZZ_TOKEN_ES_KID,
+     {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW + 10, 86400, NULL}},
     {"expired-device-hs",
      FUZZ_TOKEN_HS_KID,
-     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 7200, HB_TOKEN_TTL_DEFAULT}},
+     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 7200, HB_TOKEN_TTL_DEFAULT, NULL}},
     {"future-device-es",
      FUZZ_TOKEN_ES_KID,
-     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW + 3600, HB_TOKEN_TTL_DEFAULT}},
+     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW + 3600, HB_TOKEN_TTL_DEFAULT, NULL}},
 };
 #undef NOW
 
