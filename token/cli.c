@@ -24,7 +24,7 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 #define MAX_TTL_LIMIT (366L * 86400)
 
 struct options {
-    const char *key_file, *kid, *account, *device, *verify, *topic_prefix;
+    const char *key_file, *kid, *account, *device, *verify, *topic_prefix, *control_prefix;
     enum hb_token_role role;
     bool role_given;
     long ttl, max_ttl;
@@ -40,6 +40,7 @@ enum {
     OPT_TTL,
     OPT_MAX_TTL,
     OPT_TOPIC_PREFIX,
+    OPT_CONTROL_PREFIX,
     OPT_VERIFY
 };
 
@@ -52,6 +53,7 @@ static const struct option long_options[] = {
     {"ttl", required_argument, NULL, OPT_TTL},
     {"max-ttl", required_argument, NULL, OPT_MAX_TTL},
     {"topic-prefix", required_argument, NULL, OPT_TOPIC_PREFIX},
+    {"control-prefix", required_argument, NULL, OPT_CONTROL_PREFIX},
     {"verify", required_argument, NULL, OPT_VERIFY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -76,6 +78,9 @@ static const char usage[] =
     "  --max-ttl SECONDS     refuse a longer --ttl (default 86400)\n"
     "  --topic-prefix P      heartbeat topics are P/<account>/<device> (env HB_TOPIC_PREFIX,\n"
     "                        default hb)\n"
+    "  --control-prefix P    also allow stop messages on P/<account>/<device>: a device token\n"
+    "                        (with --device) may subscribe to its own, a consumer token may\n"
+    "                        publish to P/+/+ (default: off)\n"
     "  --verify TOKEN        verify TOKEN ('-': read it from stdin) with the key and print its\n"
     "                        claims as JSON\n"
     "  -h, --help            show this help\n"
@@ -150,6 +155,9 @@ static int parse_options(struct options *o, int argc, char **argv)
         case OPT_TOPIC_PREFIX:
             o->topic_prefix = optarg;
             break;
+        case OPT_CONTROL_PREFIX:
+            o->control_prefix = optarg;
+            break;
         case OPT_VERIFY:
             o->verify = optarg;
             break;
@@ -183,7 +191,23 @@ static int parse_options(struct options *o, int argc, char **argv)
             HB_ERROR("--verify takes no --account, --device, --role or --ttl");
             return 2;
         }
+        if (o->control_prefix) {
+            HB_ERROR("--verify takes no --control-prefix");
+            return 2;
+        }
         return 0;
+    }
+    if (o->control_prefix != NULL && (!hb_topic_prefix_valid(o->control_prefix) ||
+                                      strcmp(o->control_prefix, o->topic_prefix) == 0)) {
+        HB_ERROR("--control-prefix must be a topic prefix (1..64 bytes of A-Z a-z 0-9 . _ - : and "
+                 "'/' between levels) other than the topic prefix, got '%.80s'",
+                 o->control_prefix);
+        return 2;
+    }
+    if (o->control_prefix != NULL && o->role == HB_ROLE_DEVICE && o->device == NULL) {
+        HB_ERROR("--control-prefix needs --device for a device token: the control topic names "
+                 "the device");
+        return 2;
     }
     if (o->role == HB_ROLE_CONSUMER && (o->account || o->device)) {
         HB_ERROR("a consumer token takes no --account or --device");
@@ -212,6 +236,7 @@ static int mint(const struct options *o, const struct hb_key *key)
         .topic_prefix = o->topic_prefix,
         .now_s = hb_now_ms() / 1000,
         .ttl_s = o->ttl,
+        .control_prefix = o->control_prefix,
     };
     char err[256];
     char *token = hb_token_mint(key, &req, err, sizeof(err));

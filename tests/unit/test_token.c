@@ -426,6 +426,85 @@ static void test_mint_refuses_bad_requests(void)
     hb_key_finish(&k);
 }
 
+/* Mints req with key and verifies it at T0 into c; false when either fails. */
+static bool mint_and_verify(const struct hb_keyring *ring, struct hb_token_request *req,
+                            struct hb_token_claims *c)
+{
+    char err[256];
+    req->now_s = T0;
+    req->ttl_s = 600;
+    char *t = hb_token_mint(&ring->keys[0], req, err, sizeof(err));
+    bool ok = t != NULL && hb_token_verify(ring, t, strlen(t), T0, c) == HB_TOKEN_OK;
+    free(t);
+    return ok;
+}
+
+static void check_rule(const struct hb_acl_rule *r, bool allow, enum hb_acl_action action,
+                       const char *topic)
+{
+    CHECK_INT(r->allow, allow);
+    CHECK_INT(r->action, action);
+    CHECK_STR(r->topic, topic);
+}
+
+static void test_control_prefix_adds_exactly_one_rule_before_the_deny(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    struct hb_token_claims c;
+    /* A pinned device may subscribe to its own control topic, literally. */
+    struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                   .account = "acct-1",
+                                   .device = "tv-1",
+                                   .control_prefix = "hb-ctl"};
+    CHECK(mint_and_verify(&ring, &req, &c));
+    CHECK_INT(c.n_rules, 3);
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
+    check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "hb-ctl/acct-1/tv-1");
+    check_rule(&c.rules[2], false, HB_ACL_ALL, "#");
+    /* An unpinned device token gets nothing more: it names no device. */
+    req.device = NULL;
+    CHECK(mint_and_verify(&ring, &req, &c));
+    CHECK_INT(c.n_rules, 2);
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
+    check_rule(&c.rules[1], false, HB_ACL_ALL, "#");
+    /* The consumer may publish stop messages to every device. */
+    struct hb_token_request consumer = {
+        .role = HB_ROLE_CONSUMER, .topic_prefix = "tenant/hb", .control_prefix = "tenant/ctl"};
+    CHECK(mint_and_verify(&ring, &consumer, &c));
+    CHECK_INT(c.n_rules, 4);
+    check_rule(&c.rules[0], true, HB_ACL_SUBSCRIBE, "tenant/hb/+/+");
+    check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "$share/+/tenant/hb/+/+");
+    check_rule(&c.rules[2], true, HB_ACL_PUBLISH, "tenant/ctl/+/+");
+    check_rule(&c.rules[3], false, HB_ACL_ALL, "#");
+    /* Without one, a consumer token is what it always was. */
+    consumer.control_prefix = NULL;
+    CHECK(mint_and_verify(&ring, &consumer, &c));
+    CHECK_INT(c.n_rules, 3);
+    check_rule(&c.rules[2], false, HB_ACL_ALL, "#");
+    hb_keyring_finish(&ring);
+}
+
+static void test_control_prefix_is_checked_like_a_topic_prefix(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    char err[256];
+    static const char *const bad[] = {"", "ctl/+", "ctl/#", "/ctl", "ctl/", "c//tl", "hb"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                       .account = "a",
+                                       .device = "d",
+                                       .now_s = T0,
+                                       .ttl_s = 60,
+                                       .control_prefix = bad[i]};
+        err[0] = '\0';
+        CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+        CHECK(strstr(err, "invalid control prefix") != NULL);
+    }
+    hb_key_finish(&k);
+}
+
 static void test_tokens_are_unique(void)
 {
     struct hb_key k;
@@ -846,6 +925,8 @@ int main(void)
     RUN(test_es256_round_trip_public_key_verifies);
     RUN(test_consumer_token_and_topic_prefix);
     RUN(test_mint_refuses_bad_requests);
+    RUN(test_control_prefix_adds_exactly_one_rule_before_the_deny);
+    RUN(test_control_prefix_is_checked_like_a_topic_prefix);
     RUN(test_tokens_are_unique);
     RUN(test_forged_signature_is_refused);
     RUN(test_wrong_key_with_same_kid_is_refused);
