@@ -14,9 +14,9 @@
 #include <mosquitto_plugin.h>
 
 #include "auth.h"
-#include "options.h"
 #include "jwtverify.h"
 #include "mint.h"
+#include "options.h"
 #include "sessions.h"
 #include "testing.h"
 #include "token.h"

@@ -453,10 +453,8 @@ static void test_control_prefix_adds_exactly_one_rule_before_the_deny(void)
     ring_of(&ring, "k1", "secret1");
     struct hb_token_claims c;
     /* A pinned device may subscribe to its own control topic, literally. */
-    struct hb_token_request req = {.role = HB_ROLE_DEVICE,
-                                   .account = "acct-1",
-                                   .device = "tv-1",
-                                   .control_prefix = "hb-ctl"};
+    struct hb_token_request req = {
+        .role = HB_ROLE_DEVICE, .account = "acct-1", .device = "tv-1", .control_prefix = "hb-ctl"};
     CHECK(mint_and_verify(&ring, &req, &c));
     CHECK_INT(c.n_rules, 3);
     check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
