@@ -11,6 +11,8 @@
 #include "metrics.h"
 #include "plays.h"
 #include "pool.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 
 #include <stdbool.h>

@@ -16,8 +16,8 @@ struct api_options {
     bool grace_given, fail_open;
 };
 
-/* Fills o from the environment and argv. 0: run; 1: exit 0 (help, version); 2: usage error
- * (reported). */
-int api_options_parse(struct api_options *o, int argc, char **argv);
+/* Fills o, a fresh struct, from the defaults, the environment and argv, and checks it as a
+ * whole. HB_OPTIONS_USAGE after reporting why. */
+enum hb_options_status api_options_parse(struct api_options *o, int argc, char **argv);
 
 #endif

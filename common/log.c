@@ -1,5 +1,6 @@
 /* Leveled logging to stderr, one line per call with a UTC timestamp. Each line is formatted in
- * full before one write, so lines from several threads never interleave. */
+ * full before one write, so lines from several threads never interleave. The log limiter is a
+ * token bucket of ratelimit.c behind a spin lock. */
 #include "log.h"
 
 #include "interval.h"
@@ -56,18 +57,39 @@ void hb_log(enum hb_log_level level, const char *fmt, ...)
         return;
 }
 
+void hb_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+bool hb_ratelimit_allow_at(struct hb_ratelimit *rl, int64_t now_ms, long *suppressed_out)
+{
+    /* The critical section is a few arithmetic operations: spinning costs less than a mutex
+     * would, and a zeroed struct needs no set-up. */
+    while (atomic_exchange_explicit(&rl->busy, true, memory_order_acquire))
+        ;
+    if (!rl->bucket.started)
+        hb_bucket_init(&rl->bucket,
+                       rl->window_ms > 0 ? rl->burst * 1000.0 / (double)rl->window_ms : 0,
+                       rl->burst);
+    bool allowed = hb_bucket_take(&rl->bucket, 1, now_ms);
+    if (allowed) {
+        *suppressed_out = rl->suppressed;
+        rl->suppressed = 0;
+    } else {
+        rl->suppressed++;
+        *suppressed_out = 0;
+    }
+    atomic_store_explicit(&rl->busy, false, memory_order_release);
+    return allowed;
+}
+
 bool hb_ratelimit_allow(struct hb_ratelimit *rl, long *suppressed_out)
 {
-    int64_t now = hb_now_ms();
-    int64_t start = atomic_load(&rl->window_start);
-    if (now - start >= rl->window_ms &&
-        atomic_compare_exchange_strong(&rl->window_start, &start, now))
-        atomic_store(&rl->used, 0);
-    if (atomic_fetch_add(&rl->used, 1) < rl->burst) {
-        *suppressed_out = atomic_exchange(&rl->suppressed, 0);
-        return true;
-    }
-    atomic_fetch_add(&rl->suppressed, 1);
-    *suppressed_out = 0;
-    return false;
+    return hb_ratelimit_allow_at(rl, hb_monotonic_ms(), suppressed_out);
 }

@@ -1,11 +1,10 @@
 /* Whole-file reads for secrets. fstat on the opened descriptor, not the path, so the size
- * checked is the size of the file read; the buffer is wiped with OPENSSL_cleanse, which the
- * compiler cannot drop as a dead store. */
+ * checked is the size of the file read; the buffer is wiped with glibc's explicit_bzero, which
+ * the compiler cannot drop as a dead store (and which keeps libcrypto out of the consumer). */
 #include "secretfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +71,6 @@ void hb_secret_free(void *p, size_t len)
 {
     if (p == NULL)
         return;
-    OPENSSL_cleanse(p, len);
+    explicit_bzero(p, len);
     free(p);
 }

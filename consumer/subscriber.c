@@ -11,9 +11,9 @@
 #include "config.h"
 #include "heartbeat.h"
 #include "interval.h"
+#include "jwtparts.h"
 #include "log.h"
 #include "secretfile.h"
-#include "token.h"
 
 #include <MQTTAsync.h>
 #include <inttypes.h>

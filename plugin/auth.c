@@ -9,8 +9,10 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 
+#include "acl.h"
 #include "auth.h"
 #include "ids.h"
+#include "jwtverify.h"
 
 #define LOG_BURST 20
 #define LOG_WINDOW_MS 10000

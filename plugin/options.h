@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "keyring.h"
 #include "revoked.h"
-#include "token.h"
 
 #define HB_AUTH_TOPIC_PREFIX_MAX 64
 

@@ -11,6 +11,7 @@
 #include <mosquitto_plugin.h>
 
 #include "auth.h"
+#include "interval.h"
 
 struct plugin {
     mosquitto_plugin_id_t *id;
@@ -23,13 +24,6 @@ static const int events[] = {MOSQ_EVT_BASIC_AUTH, MOSQ_EVT_ACL_CHECK, MOSQ_EVT_T
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int on_basic_auth(int event, void *event_data, void *userdata)
@@ -81,7 +75,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     struct plugin *p = userdata;
     (void)event;
     (void)event_data; /* 2.0.11 passes a zeroed struct: the time comes from our own clocks */
-    hb_auth_tick(p->auth, monotonic_ms(), now_s());
+    hb_auth_tick(p->auth, hb_monotonic_ms(), now_s());
     return MOSQ_ERR_SUCCESS;
 }
 

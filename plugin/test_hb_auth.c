@@ -14,6 +14,8 @@
 #include <mosquitto_plugin.h>
 
 #include "auth.h"
+#include "jwtverify.h"
+#include "mint.h"
 #include "options.h"
 #include "sessions.h"
 #include "testing.h"
@@ -159,22 +161,40 @@ static void fixtures_destroy(void)
     rmdir(dir);
 }
 
-static char *mint_at(const char *path, const char *kid, enum hb_token_role role,
-                     const char *account, const char *device, int64_t now_s, int64_t ttl_s)
+static char *mint_request(const char *path, const char *kid, const struct hb_token_request *req)
 {
     struct hb_key key;
     char err[256];
     CHECK(hb_key_load(&key, kid, path, err, sizeof(err)));
+    char *token = hb_token_mint(&key, req, err, sizeof(err));
+    CHECK(token != NULL);
+    hb_key_finish(&key);
+    return token;
+}
+
+static char *mint_at(const char *path, const char *kid, enum hb_token_role role,
+                     const char *account, const char *device, int64_t now_s, int64_t ttl_s)
+{
     struct hb_token_request req = {.role = role,
                                    .account = account,
                                    .device = device,
                                    .topic_prefix = "hb",
                                    .now_s = now_s,
                                    .ttl_s = ttl_s};
-    char *token = hb_token_mint(&key, &req, err, sizeof(err));
-    CHECK(token != NULL);
-    hb_key_finish(&key);
-    return token;
+    return mint_request(path, kid, &req);
+}
+
+/* A token of role with stop messages on "hb-ctl" (the admission API's control prefix). */
+static char *mint_control(enum hb_token_role role, const char *account, const char *device)
+{
+    struct hb_token_request req = {.role = role,
+                                   .account = account,
+                                   .device = device,
+                                   .topic_prefix = "hb",
+                                   .now_s = (int64_t)time(NULL),
+                                   .ttl_s = 600,
+                                   .control_prefix = "hb-ctl"};
+    return mint_request(secret1, "k1", &req);
 }
 
 static char *mint(const char *account, const char *device)
@@ -335,6 +355,64 @@ static void test_consumer_token_subscribes_shared_and_reads_but_never_publishes(
     CHECK_INT(acl(&c, MOSQ_ACL_READ, "$SYS/broker/uptime", false), MOSQ_ERR_ACL_DENIED);
     CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb/acctA/dev1", false), MOSQ_ERR_ACL_DENIED);
     CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb/consumer/hb-consumer-1", false), MOSQ_ERR_ACL_DENIED);
+    broker_disconnect(&c);
+    free(t);
+    plugin_unload(ud);
+}
+
+static void test_device_with_control_prefix_subscribes_and_reads_only_its_own_control_topic(void)
+{
+    broker_reset();
+    void *ud;
+    CHECK_INT(plugin_load(&ud, one_key), MOSQ_ERR_SUCCESS);
+    char *t = mint_control(HB_ROLE_DEVICE, "acctA", "dev1");
+    struct mosquitto c = {.id = "dev1", .username = "acctA"};
+    CHECK_INT(connect_as(&c, t), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb-ctl/acctA/dev1", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb-ctl/acctA/dev1", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb-ctl/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    /* Nothing else: no other device's topic, no wildcard, no publishing on it. */
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb-ctl/acctA/dev2", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb-ctl/acctA/+", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb-ctl/+/dev1", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb-ctl/#", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "#", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "$share/g/hb-ctl/acctA/dev1", false),
+              MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb-ctl/acctA/dev2", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb-ctl/acctB/dev1", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA/dev1", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb/acctA/dev1", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb/acctA/dev1", false), MOSQ_ERR_ACL_DENIED);
+    /* Its heartbeats are as before. */
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb/acctA/dev1", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb/acctA/dev2", false), MOSQ_ERR_ACL_DENIED);
+    CHECK(logged("denied subscribe of 'hb-ctl/acctA/+' to client 'dev1': acl"));
+    CHECK(logged("denied publish of 'hb-ctl/acctA/dev1' to client 'dev1': acl"));
+    broker_disconnect(&c);
+    free(t);
+    plugin_unload(ud);
+}
+
+static void test_consumer_with_control_prefix_publishes_stop_messages_only(void)
+{
+    broker_reset();
+    void *ud;
+    CHECK_INT(plugin_load(&ud, one_key), MOSQ_ERR_SUCCESS);
+    char *t = mint_control(HB_ROLE_CONSUMER, NULL, NULL);
+    struct mosquitto c = {.id = "hb-consumer-1", .username = NULL};
+    CHECK_INT(connect_as(&c, t), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA/dev1", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctB/tv-9", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA/dev1/x", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb/acctA/dev1", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "hb-ctl/+/+", false), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb-ctl/acctA/dev1", false), MOSQ_ERR_ACL_DENIED);
+    /* What it reads is as before. */
+    CHECK_INT(acl(&c, MOSQ_ACL_SUBSCRIBE, "$share/hb-consumers/hb/+/+", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb/acctA/dev1", false), MOSQ_ERR_SUCCESS);
     broker_disconnect(&c);
     free(t);
     plugin_unload(ud);
@@ -757,6 +835,8 @@ int main(void)
     RUN(test_init_registers_four_events_and_cleanup_unregisters);
     RUN(test_valid_device_token_connects_and_publishes_only_its_own_topic);
     RUN(test_consumer_token_subscribes_shared_and_reads_but_never_publishes);
+    RUN(test_device_with_control_prefix_subscribes_and_reads_only_its_own_control_topic);
+    RUN(test_consumer_with_control_prefix_publishes_stop_messages_only);
     RUN(test_refusals_carry_their_reason_and_never_the_token);
     RUN(test_alg_none_is_refused);
     RUN(test_both_keys_of_a_rotation_are_accepted);

@@ -7,6 +7,8 @@
 
 #include "interval.h"
 #include "schedule.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 
 #include <errno.h>

@@ -13,6 +13,8 @@
 #include "plan.h"
 #include "schedule.h"
 #include "summary.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 #include "truth.h"
 

@@ -5,6 +5,8 @@
 
 #include "ids.h"
 #include "log.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 
 #include <arpa/inet.h>

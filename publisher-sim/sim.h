@@ -13,6 +13,8 @@
 #include "options.h"
 #include "payload.h"
 #include "plan.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 #include "truth.h"
 

@@ -4,8 +4,11 @@
 #include "config.h"
 #include "ids.h"
 #include "interval.h"
+#include "jwtverify.h"
 #include "keyfile.h"
+#include "keyring.h"
 #include "log.h"
+#include "mint.h"
 #include "token.h"
 
 #include <cjson/cJSON.h>
@@ -19,7 +22,7 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 #define MAX_TTL_LIMIT (366L * 86400)
 
 struct options {
-    const char *key_file, *kid, *account, *device, *verify, *topic_prefix;
+    const char *key_file, *kid, *account, *device, *verify, *topic_prefix, *control_prefix;
     enum hb_token_role role;
     bool role_given;
     long ttl, max_ttl;
@@ -104,6 +107,13 @@ static const struct hb_option token_options[] = {
      HB_OPTION_FIELD(struct options, topic_prefix),
      .help = HB_CONFIG_TOPIC_PREFIX_HELP},
     {.type = HB_OPTION_STRING,
+     .name = "control-prefix",
+     .metavar = "P",
+     HB_OPTION_FIELD(struct options, control_prefix),
+     .help = "also allow stop messages on P/<account>/<device>: a device token\n"
+             "(with --device) may subscribe to its own, a consumer token may\n"
+             "publish to P/+/+ (default: off)"},
+    {.type = HB_OPTION_STRING,
      .name = "verify",
      .metavar = "TOKEN",
      HB_OPTION_FIELD(struct options, verify),
@@ -150,7 +160,23 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
             HB_ERROR("--verify takes no --account, --device, --role or --ttl");
             return HB_OPTIONS_USAGE;
         }
+        if (o->control_prefix) {
+            HB_ERROR("--verify takes no --control-prefix");
+            return HB_OPTIONS_USAGE;
+        }
         return HB_OPTIONS_RUN;
+    }
+    if (o->control_prefix != NULL && (!hb_topic_prefix_valid(o->control_prefix) ||
+                                      strcmp(o->control_prefix, o->topic_prefix) == 0)) {
+        HB_ERROR("--control-prefix must be a topic prefix (1..64 bytes of A-Z a-z 0-9 . _ - : and "
+                 "'/' between levels) other than the topic prefix, got '%.80s'",
+                 o->control_prefix);
+        return HB_OPTIONS_USAGE;
+    }
+    if (o->control_prefix != NULL && o->role == HB_ROLE_DEVICE && o->device == NULL) {
+        HB_ERROR("--control-prefix needs --device for a device token: the control topic names "
+                 "the device");
+        return HB_OPTIONS_USAGE;
     }
     if (o->role == HB_ROLE_CONSUMER && (o->account || o->device)) {
         HB_ERROR("a consumer token takes no --account or --device");
@@ -179,6 +205,7 @@ static int mint(const struct options *o, const struct hb_key *key)
         .topic_prefix = o->topic_prefix,
         .now_s = hb_now_ms() / 1000,
         .ttl_s = o->ttl,
+        .control_prefix = o->control_prefix,
     };
     char err[256];
     char *token = hb_token_mint(key, &req, err, sizeof(err));

@@ -3,7 +3,7 @@
 #ifndef HB_TOKEN_KEYFILE_H
 #define HB_TOKEN_KEYFILE_H
 
-#include "token.h"
+#include "keyring.h"
 
 #include <stdbool.h>
 

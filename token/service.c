@@ -7,6 +7,7 @@
 #include "ids.h"
 #include "interval.h"
 #include "log.h"
+#include "mint.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -112,22 +113,11 @@ static int api_key_of(const struct service *s, struct MHD_Connection *c)
 /* Takes one token from the key's bucket. False with the seconds until one is there. */
 static bool bucket_take(struct service *s, int key, long *retry_after_s)
 {
-    if (s->cfg.rate_per_s <= 0)
-        return true;
-    struct service_bucket *b = &s->buckets[key];
+    struct hb_bucket *b = &s->buckets[key];
     int64_t now = hb_monotonic_ms();
-    if (b->at_ms == 0)
-        b->level = s->cfg.burst;
-    else
-        b->level += (double)(now - b->at_ms) / 1000.0 * s->cfg.rate_per_s;
-    if (b->level > s->cfg.burst)
-        b->level = s->cfg.burst;
-    b->at_ms = now;
-    if (b->level >= 1.0) {
-        b->level -= 1.0;
+    if (hb_bucket_take(b, 1, now))
         return true;
-    }
-    *retry_after_s = (long)ceil((1.0 - b->level) / s->cfg.rate_per_s);
+    *retry_after_s = (long)((hb_bucket_wait_ms(b, 1, now) + 999) / 1000);
     if (*retry_after_s < 1)
         *retry_after_s = 1;
     return false;
@@ -338,6 +328,8 @@ bool service_start(struct service *s, const struct service_config *cfg, const st
 {
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
+    for (size_t i = 0; i < API_KEYS_MAX; i++)
+        hb_bucket_init(&s->buckets[i], cfg->rate_per_s, cfg->burst);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;

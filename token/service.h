@@ -6,7 +6,8 @@
 #define HB_TOKEN_SERVICE_H
 
 #include "apikeys.h"
-#include "token.h"
+#include "keyring.h"
+#include "ratelimit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,17 +25,11 @@ struct service_config {
     double burst;      /* and at once, after a quiet spell (>= 1 when rate_per_s > 0) */
 };
 
-/* One API key's token bucket. */
-struct service_bucket {
-    double level;
-    int64_t at_ms; /* monotonic; 0: never used (full) */
-};
-
 struct service {
     struct service_config cfg;
     struct MHD_Daemon *daemon;
     /* Touched only on libmicrohttpd's single internal thread. */
-    struct service_bucket buckets[API_KEYS_MAX];
+    struct hb_bucket buckets[API_KEYS_MAX]; /* one per API key */
 };
 
 /* Starts listening on addr and serving on libmicrohttpd's thread. cfg and everything it

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "ids.h"
 #include "keyfile.h"
+#include "keyring.h"
 #include "listen.h"
 #include "log.h"
 #include "service.h"

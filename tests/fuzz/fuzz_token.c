@@ -5,13 +5,16 @@
  * claim and acl checks. The keys are fixed, so the minted seeds in the corpus keep verifying. */
 #include "fuzz_token.h"
 
+#include "acl.h"
 #include "fuzz.h"
+#include "jwtparts.h"
+#include "jwtverify.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <unistd.h>
 
-/* token.h: nbf and iat may lie this far in the future (clock skew). */
+/* jwtverify.c: nbf and iat may lie this far in the future (clock skew). */
 #define CLOCK_LEEWAY_S 30
 
 /* Test keys, for fuzzing only. */

@@ -3,6 +3,7 @@
 #ifndef HB_FUZZ_TOKEN_H
 #define HB_FUZZ_TOKEN_H
 
+#include "keyring.h"
 #include "token.h"
 
 #include <stddef.h>

@@ -6,6 +6,8 @@
 #include "fuzz_token.h"
 
 #include "fuzz.h"
+#include "jwtverify.h"
+#include "mint.h"
 
 #include <openssl/evp.h>
 
@@ -29,8 +31,12 @@ static const struct seed seeds[] = {
     {"ok-device-prefix-hs",
      FUZZ_TOKEN_HS_KID,
      {HB_ROLE_DEVICE, "acct0004", "web-1", "tenant/hb", NOW - 1, 86400, NULL}},
-    {"ok-consumer-hs", FUZZ_TOKEN_HS_KID, {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW - 3600, 86400, NULL}},
-    {"ok-consumer-es", FUZZ_TOKEN_ES_KID, {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW + 10, 86400, NULL}},
+    {"ok-consumer-hs",
+     FUZZ_TOKEN_HS_KID,
+     {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW - 3600, 86400, NULL}},
+    {"ok-consumer-es",
+     FUZZ_TOKEN_ES_KID,
+     {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW + 10, 86400, NULL}},
     {"expired-device-hs",
      FUZZ_TOKEN_HS_KID,
      {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 7200, HB_TOKEN_TTL_DEFAULT, NULL}},

@@ -46,7 +46,7 @@ def b64url_json(obj):
 
 
 def claims(account=None, device=None, role="device", ttl=600, now=None, prefix="hb"):
-    """The claims hb_token_mint writes (common/token.h)."""
+    """The claims hb_token_mint writes (common/mint.c)."""
     now = int(time.time()) if now is None else now
     c = {"sub": account if role == "device" else "consumer", "iat": now, "nbf": now,
          "exp": now + ttl, "jti": uuid.uuid4().hex, "role": role}
@@ -594,6 +594,43 @@ def consumer_token_cannot_publish(env):
     s.finish()
 
 
+def control_topic_carries_stop_messages_to_its_device_only(env):
+    """Tokens minted by hb-token --control-prefix: the consumer-role publisher reaches exactly
+    the device the topic names; no device may listen on another's control topic."""
+    s = Stack(env)
+    key = ["--key", s.keys.hs_file, "--control-prefix", "hb-ctl"]
+    dev1_token = hb_token(env, *key, "--account", "acctA", "--device", "dev1")
+    if dev1_token is None:
+        print("note: token/hb-token is not built here; nothing to test")
+        s.finish()
+        return
+    dev1 = s.connected("dev1", dev1_token, username="acctA", version=4)
+    dev2 = s.connected("dev2", hb_token(env, *key, "--account", "acctA", "--device", "dev2"),
+                       username="acctA", version=4)
+    plain = s.connected("dev3", s.keys.device("acctA", device="dev3"), username="acctA",
+                        version=4)
+    controller = s.connected("hb-api-1", hb_token(env, *key, "--role", "consumer"))
+    check_eq(dev1.subscribe("hb-ctl/acctA/dev1"), 1, "SUBACK of dev1's own control topic")
+    check_eq(dev2.subscribe("hb-ctl/acctA/dev2"), 1, "SUBACK of dev2's own control topic")
+    for f in ("hb-ctl/acctA/dev1", "hb-ctl/acctA/+", "hb-ctl/#"):
+        check_eq(dev2.subscribe(f), SUBACK_FAILURE_V4, f"dev2 SUBACK {f}")
+    check_eq(plain.subscribe("hb-ctl/acctA/dev3"), SUBACK_FAILURE_V4,
+             "SUBACK of a token minted without a control prefix")
+    check_eq(controller.publish("hb-ctl/acctA/dev1", b'{"stop":true}'), 0, "PUBACK of the stop")
+    check_eq(controller.heartbeat("hb/acctA/dev1"), NOT_AUTHORIZED, "PUBACK of a heartbeat")
+    check_eq(dev1.publish("hb-ctl/acctA/dev2", b"x"), 0, "MQTT 3.1.1 PUBACK (dropped)")
+    s.wait_logged("hb_auth: denied publish of 'hb-ctl/acctA/dev2' to client 'dev1': acl")
+    wait_until(lambda: dev1.ping() or dev1.messages, 5, "the stop message at dev1")
+    dev2.ping()
+    plain.ping()
+    check_eq([(t, p) for t, p, _ in dev1.messages], [("hb-ctl/acctA/dev1", b'{"stop":true}')],
+             "messages dev1 got")
+    check_eq(dev2.messages + plain.messages, [], "messages other devices got")
+    check_eq(dev1.heartbeat("hb/acctA/dev1"), 0, "PUBACK of dev1's heartbeat")
+    s.witness_then_check({"acctA": {"dev1": 1}})
+    s.finish()
+
+
 # ---- scenarios: keys and time ---------------------------------------------------------------
 
 def key_rotation_both_keys_work_then_old_key_removed(env):
@@ -824,6 +861,7 @@ SCENARIOS = {f.__name__: f for f in [
     denied_retained_publish,
     last_will_is_never_published,
     consumer_token_cannot_publish,
+    control_topic_carries_stop_messages_to_its_device_only,
     key_rotation_both_keys_work_then_old_key_removed,
     expired_token_is_cut_off_while_connected,
     revoked_tokens_are_cut_off_and_refused,

@@ -1,18 +1,13 @@
-/* Unit tests of the log rate limiter and level names (common/log.c). The window tests sleep a
- * little longer than a short window: they test the passing of time itself. */
+/* Unit tests of the token bucket (common/ratelimit.c), the log rate limiter built on it and
+ * level names (common/log.c). Time is passed in: every test steps a clock of its own, so
+ * nothing sleeps and nothing depends on the machine's load. */
 #include "log.h"
+#include "ratelimit.h"
 
-#include "interval.h"
 #include "testing.h"
 
-#include <time.h>
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
+/* An arbitrary monotonic time to start from. */
+#define T0 INT64_C(5000000)
 
 static void test_ratelimit_allows_burst_then_suppresses(void)
 {
@@ -21,12 +16,12 @@ static void test_ratelimit_allows_burst_then_suppresses(void)
     rl.window_ms = 60000;
     long suppressed = -1;
     for (int i = 0; i < 3; i++) {
-        CHECK(hb_ratelimit_allow(&rl, &suppressed));
+        CHECK(hb_ratelimit_allow_at(&rl, T0, &suppressed));
         CHECK_INT(suppressed, 0);
     }
     for (int i = 0; i < 5; i++) {
         suppressed = -1;
-        CHECK(!hb_ratelimit_allow(&rl, &suppressed));
+        CHECK(!hb_ratelimit_allow_at(&rl, T0 + i, &suppressed));
         CHECK_INT(suppressed, 0);
     }
 }
@@ -37,18 +32,17 @@ static void test_ratelimit_reports_suppressed_count_after_window(void)
     rl.burst = 2;
     rl.window_ms = 30;
     long suppressed = -1;
-    CHECK(hb_ratelimit_allow(&rl, &suppressed));
-    CHECK(hb_ratelimit_allow(&rl, &suppressed));
-    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
-    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
-    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
-    sleep_ms(45);
-    CHECK(hb_ratelimit_allow(&rl, &suppressed));
+    CHECK(hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    CHECK(hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    CHECK(!hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    CHECK(!hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    CHECK(!hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    CHECK(hb_ratelimit_allow_at(&rl, T0 + 45, &suppressed));
     CHECK_INT(suppressed, 3);
     /* The count is reported once. */
-    CHECK(hb_ratelimit_allow(&rl, &suppressed));
+    CHECK(hb_ratelimit_allow_at(&rl, T0 + 45, &suppressed));
     CHECK_INT(suppressed, 0);
-    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
+    CHECK(!hb_ratelimit_allow_at(&rl, T0 + 45, &suppressed));
 }
 
 static void test_ratelimit_new_window_allows_a_full_burst_again(void)
@@ -59,12 +53,11 @@ static void test_ratelimit_new_window_allows_a_full_burst_again(void)
     long suppressed;
     int allowed = 0;
     for (int i = 0; i < 10; i++)
-        allowed += hb_ratelimit_allow(&rl, &suppressed);
+        allowed += hb_ratelimit_allow_at(&rl, T0, &suppressed);
     CHECK_INT(allowed, 3);
-    sleep_ms(45);
     allowed = 0;
     for (int i = 0; i < 10; i++)
-        allowed += hb_ratelimit_allow(&rl, &suppressed);
+        allowed += hb_ratelimit_allow_at(&rl, T0 + 45, &suppressed);
     CHECK_INT(allowed, 3);
 }
 
@@ -74,15 +67,87 @@ static void test_ratelimit_window_not_over_keeps_suppressing(void)
     rl.burst = 1;
     rl.window_ms = 60000;
     long suppressed;
-    CHECK(hb_ratelimit_allow(&rl, &suppressed));
-    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
-    /* Move the window's start back by less than a window: still the same window. */
-    atomic_store(&rl.window_start, hb_now_ms() - 30000);
-    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
-    /* And by a whole window: a new one, which reports the two suppressed messages. */
-    atomic_store(&rl.window_start, hb_now_ms() - 60000);
-    CHECK(hb_ratelimit_allow(&rl, &suppressed));
+    CHECK(hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    CHECK(!hb_ratelimit_allow_at(&rl, T0, &suppressed));
+    /* Less than a window later: still suppressed. */
+    CHECK(!hb_ratelimit_allow_at(&rl, T0 + 30000, &suppressed));
+    /* A whole window later: allowed, and it reports the two suppressed messages. */
+    CHECK(hb_ratelimit_allow_at(&rl, T0 + 60000, &suppressed));
     CHECK_INT(suppressed, 2);
+}
+
+static void test_ratelimit_on_the_monotonic_clock_allows_a_first_burst(void)
+{
+    struct hb_ratelimit rl = {0};
+    rl.burst = 2;
+    rl.window_ms = 60000;
+    long suppressed = -1;
+    CHECK(hb_ratelimit_allow(&rl, &suppressed));
+    CHECK_INT(suppressed, 0);
+    CHECK(hb_ratelimit_allow(&rl, &suppressed));
+    CHECK(!hb_ratelimit_allow(&rl, &suppressed));
+}
+
+static void test_bucket_starts_full_and_refills_at_its_rate(void)
+{
+    struct hb_bucket b;
+    hb_bucket_init(&b, 10, 5); /* 10 per second, 5 at once */
+    for (int i = 0; i < 5; i++)
+        CHECK(hb_bucket_take(&b, 1, T0));
+    CHECK(!hb_bucket_take(&b, 1, T0));
+    CHECK(!hb_bucket_take(&b, 1, T0 + 99)); /* 0.99 of a token */
+    CHECK(hb_bucket_take(&b, 1, T0 + 100));
+    CHECK(!hb_bucket_take(&b, 1, T0 + 100));
+    /* A long quiet spell fills it to its burst, never beyond. */
+    CHECK(hb_bucket_take(&b, 5, T0 + 100000));
+    CHECK(!hb_bucket_take(&b, 1, T0 + 100000));
+}
+
+static void test_bucket_takes_n_at_once_or_nothing(void)
+{
+    struct hb_bucket b;
+    hb_bucket_init(&b, 1000, 100);
+    CHECK(hb_bucket_take(&b, 60, T0));
+    CHECK(!hb_bucket_take(&b, 50, T0)); /* 40 left: nothing taken */
+    CHECK(hb_bucket_take(&b, 40, T0));
+    CHECK(!hb_bucket_take(&b, 1, T0));
+    CHECK(!hb_bucket_take(&b, 101, T0 + 1000000)); /* more than it ever holds */
+    CHECK(hb_bucket_take(&b, 100, T0 + 1000000));
+}
+
+static void test_bucket_wait_ms_says_when_n_are_there(void)
+{
+    struct hb_bucket b;
+    hb_bucket_init(&b, 4, 2); /* one token every 250 ms */
+    CHECK_INT(hb_bucket_wait_ms(&b, 2, T0), 0);
+    CHECK(hb_bucket_take(&b, 2, T0));
+    CHECK_INT(hb_bucket_wait_ms(&b, 1, T0), 250);
+    CHECK_INT(hb_bucket_wait_ms(&b, 2, T0), 500);
+    CHECK_INT(hb_bucket_wait_ms(&b, 1, T0 + 100), 150);
+    CHECK_INT(hb_bucket_wait_ms(&b, 1, T0 + 250), 0);
+    CHECK_INT(hb_bucket_wait_ms(&b, 3, T0 + 250), -1); /* above the burst: never */
+    /* Asking takes nothing. */
+    CHECK(hb_bucket_take(&b, 1, T0 + 250));
+    CHECK(!hb_bucket_take(&b, 1, T0 + 250));
+}
+
+static void test_bucket_time_going_backwards_adds_nothing(void)
+{
+    struct hb_bucket b;
+    hb_bucket_init(&b, 1, 1);
+    CHECK(hb_bucket_take(&b, 1, T0));
+    CHECK(!hb_bucket_take(&b, 1, T0 - 5000));
+    CHECK(!hb_bucket_take(&b, 1, T0 + 999));
+    CHECK(hb_bucket_take(&b, 1, T0 + 1000));
+}
+
+static void test_bucket_without_rate_never_limits(void)
+{
+    struct hb_bucket b;
+    hb_bucket_init(&b, 0, 0);
+    for (int i = 0; i < 1000; i++)
+        CHECK(hb_bucket_take(&b, 1, T0));
+    CHECK_INT(hb_bucket_wait_ms(&b, 1000, T0), 0);
 }
 
 static void test_log_level_parse_known_names(void)
@@ -108,13 +173,31 @@ static void test_log_level_parse_rejects_unknown_names(void)
     CHECK_INT(level, HB_LOG_WARN);
 }
 
+static void test_set_err_cuts_to_fit_and_ignores_no_buffer(void)
+{
+    char err[8];
+    hb_set_err(err, sizeof(err), "%s %d", "refused", 42);
+    CHECK_STR(err, "refused");
+    hb_set_err(NULL, 100, "nowhere %d", 1);
+    err[0] = 'x';
+    hb_set_err(err, 0, "nothing");
+    CHECK_INT(err[0], 'x');
+}
+
 int main(void)
 {
     RUN(test_ratelimit_allows_burst_then_suppresses);
     RUN(test_ratelimit_reports_suppressed_count_after_window);
     RUN(test_ratelimit_new_window_allows_a_full_burst_again);
     RUN(test_ratelimit_window_not_over_keeps_suppressing);
+    RUN(test_ratelimit_on_the_monotonic_clock_allows_a_first_burst);
+    RUN(test_bucket_starts_full_and_refills_at_its_rate);
+    RUN(test_bucket_takes_n_at_once_or_nothing);
+    RUN(test_bucket_wait_ms_says_when_n_are_there);
+    RUN(test_bucket_time_going_backwards_adds_nothing);
+    RUN(test_bucket_without_rate_never_limits);
     RUN(test_log_level_parse_known_names);
     RUN(test_log_level_parse_rejects_unknown_names);
+    RUN(test_set_err_cuts_to_fit_and_ignores_no_buffer);
     return TESTING_DONE();
 }

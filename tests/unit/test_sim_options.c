@@ -3,6 +3,8 @@
 #include "ids.h"
 #include "options.h"
 #include "plan.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 
 #include "testing.h"

@@ -1,7 +1,11 @@
-/* Unit tests of credentials (common/token.c): key loading, HS256 and ES256 round trips, every
- * refusal of hb_token_verify (crafted by hand where a signer would not produce it), rotation,
- * and the acl matching the broker plugin relies on. Keys are generated at test time with
- * OpenSSL into a temporary directory. */
+/* Unit tests of credentials (common/keyring.c, mint.c, jwtverify.c, jwtparts.c): key loading,
+ * HS256 and ES256 round trips, the exact rules of minted tokens, every refusal of
+ * hb_token_verify (crafted by hand where a signer would not produce it), rotation and peeking.
+ * Keys are generated at test time with OpenSSL into a temporary directory. */
+#include "jwtparts.h"
+#include "jwtverify.h"
+#include "keyring.h"
+#include "mint.h"
 #include "token.h"
 
 #include "secretfile.h"
@@ -422,6 +426,83 @@ static void test_mint_refuses_bad_requests(void)
     hb_key_finish(&k);
 }
 
+/* Mints req with key and verifies it at T0 into c; false when either fails. */
+static bool mint_and_verify(const struct hb_keyring *ring, struct hb_token_request *req,
+                            struct hb_token_claims *c)
+{
+    char err[256];
+    req->now_s = T0;
+    req->ttl_s = 600;
+    char *t = hb_token_mint(&ring->keys[0], req, err, sizeof(err));
+    bool ok = t != NULL && hb_token_verify(ring, t, strlen(t), T0, c) == HB_TOKEN_OK;
+    free(t);
+    return ok;
+}
+
+static void check_rule(const struct hb_acl_rule *r, bool allow, enum hb_acl_action action,
+                       const char *topic)
+{
+    CHECK_INT(r->allow, allow);
+    CHECK_INT(r->action, action);
+    CHECK_STR(r->topic, topic);
+}
+
+static void test_control_prefix_adds_exactly_one_rule_before_the_deny(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    struct hb_token_claims c;
+    /* A pinned device may subscribe to its own control topic, literally. */
+    struct hb_token_request req = {
+        .role = HB_ROLE_DEVICE, .account = "acct-1", .device = "tv-1", .control_prefix = "hb-ctl"};
+    CHECK(mint_and_verify(&ring, &req, &c));
+    CHECK_INT(c.n_rules, 3);
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
+    check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "hb-ctl/acct-1/tv-1");
+    check_rule(&c.rules[2], false, HB_ACL_ALL, "#");
+    /* An unpinned device token gets nothing more: it names no device. */
+    req.device = NULL;
+    CHECK(mint_and_verify(&ring, &req, &c));
+    CHECK_INT(c.n_rules, 2);
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
+    check_rule(&c.rules[1], false, HB_ACL_ALL, "#");
+    /* The consumer may publish stop messages to every device. */
+    struct hb_token_request consumer = {
+        .role = HB_ROLE_CONSUMER, .topic_prefix = "tenant/hb", .control_prefix = "tenant/ctl"};
+    CHECK(mint_and_verify(&ring, &consumer, &c));
+    CHECK_INT(c.n_rules, 4);
+    check_rule(&c.rules[0], true, HB_ACL_SUBSCRIBE, "tenant/hb/+/+");
+    check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "$share/+/tenant/hb/+/+");
+    check_rule(&c.rules[2], true, HB_ACL_PUBLISH, "tenant/ctl/+/+");
+    check_rule(&c.rules[3], false, HB_ACL_ALL, "#");
+    /* Without one, a consumer token is what it always was. */
+    consumer.control_prefix = NULL;
+    CHECK(mint_and_verify(&ring, &consumer, &c));
+    CHECK_INT(c.n_rules, 3);
+    check_rule(&c.rules[2], false, HB_ACL_ALL, "#");
+    hb_keyring_finish(&ring);
+}
+
+static void test_control_prefix_is_checked_like_a_topic_prefix(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    char err[256];
+    static const char *const bad[] = {"", "ctl/+", "ctl/#", "/ctl", "ctl/", "c//tl", "hb"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                       .account = "a",
+                                       .device = "d",
+                                       .now_s = T0,
+                                       .ttl_s = 60,
+                                       .control_prefix = bad[i]};
+        err[0] = '\0';
+        CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+        CHECK(strstr(err, "invalid control prefix") != NULL);
+    }
+    hb_key_finish(&k);
+}
+
 static void test_tokens_are_unique(void)
 {
     struct hb_key k;
@@ -788,155 +869,6 @@ static void test_error_names_are_stable(void)
     CHECK_STR(hb_token_error_name(HB_TOKEN_ERROR_COUNT), "unknown");
 }
 
-/* ---- ACL ----------------------------------------------------------------------------------- */
-
-static struct hb_token_claims claims_with(const char *const *rules, size_t n)
-{
-    struct hb_token_claims c;
-    memset(&c, 0, sizeof(c));
-    for (size_t i = 0; i < n; i++) {
-        /* "allow publish topic" */
-        char perm[16], action[16];
-        sscanf(rules[i], "%15s %15s %255s", perm, action, c.rules[i].topic);
-        c.rules[i].allow = strcmp(perm, "allow") == 0;
-        c.rules[i].action = strcmp(action, "publish") == 0     ? HB_ACL_PUBLISH
-                            : strcmp(action, "subscribe") == 0 ? HB_ACL_SUBSCRIBE
-                                                               : HB_ACL_ALL;
-    }
-    c.n_rules = n;
-    return c;
-}
-
-static struct hb_token_claims device_claims(void)
-{
-    static const char *const r[] = {"allow publish hb/acct/${clientid}", "deny all #"};
-    return claims_with(r, 2);
-}
-
-static struct hb_token_claims consumer_claims(void)
-{
-    static const char *const r[] = {"allow subscribe hb/+/+", "allow subscribe $share/+/hb/+/+",
-                                    "deny all #"};
-    return claims_with(r, 3);
-}
-
-static void test_acl_device_publishes_only_to_its_own_topic(void)
-{
-    struct hb_token_claims c = device_claims();
-    CHECK(hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
-    CHECK(hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev2"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/other/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "other", HB_ACL_PUBLISH, "hb/other/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1/x"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/+"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/#"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, ""));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "hb/#"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "#"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_SUBSCRIBE, "$SYS/#"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_READ, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_ALL, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(NULL, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, NULL));
-}
-
-static void test_acl_malicious_client_ids_never_match_a_placeholder(void)
-{
-    struct hb_token_claims c = device_claims();
-    static const char *const evil[] = {"+", "#", "a/b", "", "dev 1", "${clientid}", "a+"};
-    for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
-        char topic[64];
-        snprintf(topic, sizeof(topic), "hb/acct/%s", evil[i]);
-        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_PUBLISH, topic));
-        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
-        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_SUBSCRIBE, "hb/acct/+"));
-        CHECK(!hb_acl_allows(&c, evil[i], "acct", HB_ACL_SUBSCRIBE, topic));
-    }
-    CHECK(!hb_acl_allows(&c, NULL, "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
-    /* "a/b" would turn hb/acct/${clientid} into hb/acct/a/b. */
-    CHECK(!hb_acl_allows(&c, "a/b", "acct", HB_ACL_PUBLISH, "hb/acct/a/b"));
-}
-
-static void test_acl_username_placeholder(void)
-{
-    static const char *const r[] = {"allow publish hb/${username}/${clientid}", "deny all #"};
-    struct hb_token_claims c = claims_with(r, 2);
-    CHECK(hb_acl_allows(&c, "dev1", "acct", HB_ACL_PUBLISH, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "other", HB_ACL_PUBLISH, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "+", HB_ACL_PUBLISH, "hb/+/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", "#", HB_ACL_PUBLISH, "hb/acct/dev1"));
-    CHECK(!hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "hb/acct/dev1"));
-}
-
-static void test_acl_pinned_device_denies_other_client_ids(void)
-{
-    struct hb_token_claims c = device_claims();
-    snprintf(c.device, sizeof(c.device), "tv-1");
-    CHECK(hb_acl_allows(&c, "tv-1", NULL, HB_ACL_PUBLISH, "hb/acct/tv-1"));
-    CHECK(!hb_acl_allows(&c, "tv-2", NULL, HB_ACL_PUBLISH, "hb/acct/tv-2"));
-    CHECK(!hb_acl_allows(&c, NULL, NULL, HB_ACL_PUBLISH, "hb/acct/tv-1"));
-}
-
-static void test_acl_consumer_subscriptions_are_subsets(void)
-{
-    struct hb_token_claims c = consumer_claims();
-    const char *id = "consumer-1";
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/+"));
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/acct/+"));
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/dev"));
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/acct/dev"));
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/hb-consumers/hb/+/+"));
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/g/hb/acct/+"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/#"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/#"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/+/+/+"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "#"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "+/+/+"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$SYS/#"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/g/hb/#"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "$share/g/#"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/a+/b"));   /* not a filter */
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_SUBSCRIBE, "hb/#/b"));    /* not a filter */
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_PUBLISH, "hb/acct/dev")); /* subscribe only */
-    /* Reads: a delivered message on a concrete topic. */
-    CHECK(hb_acl_allows(&c, id, NULL, HB_ACL_READ, "hb/acct/dev"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "hb/acct/dev/x"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "$SYS/broker/uptime"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "other/a/b"));
-    CHECK(!hb_acl_allows(&c, id, NULL, HB_ACL_READ, "hb/+/+"));
-}
-
-static void test_acl_read_through_a_shared_subscription_rule(void)
-{
-    static const char *const r[] = {"allow subscribe $share/+/hb/+/+", "deny all #"};
-    struct hb_token_claims c = claims_with(r, 2);
-    CHECK(hb_acl_allows(&c, "c", NULL, HB_ACL_READ, "hb/acct/dev"));
-    CHECK(!hb_acl_allows(&c, "c", NULL, HB_ACL_SUBSCRIBE, "hb/acct/dev"));
-    CHECK(!hb_acl_allows(&c, "c", NULL, HB_ACL_READ, "$share/g/hb/acct/dev"));
-}
-
-static void test_acl_first_matching_rule_decides(void)
-{
-    static const char *const r[] = {"deny publish hb/acct/blocked", "allow all hb/acct/#",
-                                    "allow all #"};
-    struct hb_token_claims c = claims_with(r, 3);
-    CHECK(!hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "hb/acct/blocked"));
-    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "hb/acct/blocked"));
-    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "hb/acct/other"));
-    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "hb/acct")); /* "a/#" matches "a" */
-    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "hb/acct/#"));
-    CHECK(hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "#"));
-    /* A wildcard first level never reaches $ topics. */
-    CHECK(!hb_acl_allows(&c, "x", NULL, HB_ACL_SUBSCRIBE, "$SYS/#"));
-    CHECK(!hb_acl_allows(&c, "x", NULL, HB_ACL_PUBLISH, "$SYS/x"));
-    struct hb_token_claims none = claims_with(r, 0);
-    CHECK(!hb_acl_allows(&none, "x", NULL, HB_ACL_PUBLISH, "hb/acct/other"));
-}
-
 static void test_peek_exp_reads_without_verifying(void)
 {
     struct hb_keyring ring;
@@ -991,6 +923,8 @@ int main(void)
     RUN(test_es256_round_trip_public_key_verifies);
     RUN(test_consumer_token_and_topic_prefix);
     RUN(test_mint_refuses_bad_requests);
+    RUN(test_control_prefix_adds_exactly_one_rule_before_the_deny);
+    RUN(test_control_prefix_is_checked_like_a_topic_prefix);
     RUN(test_tokens_are_unique);
     RUN(test_forged_signature_is_refused);
     RUN(test_wrong_key_with_same_kid_is_refused);
@@ -1005,13 +939,6 @@ int main(void)
     RUN(test_bad_claims_are_refused);
     RUN(test_rotation_old_and_new_keys_both_verify);
     RUN(test_error_names_are_stable);
-    RUN(test_acl_device_publishes_only_to_its_own_topic);
-    RUN(test_acl_malicious_client_ids_never_match_a_placeholder);
-    RUN(test_acl_username_placeholder);
-    RUN(test_acl_pinned_device_denies_other_client_ids);
-    RUN(test_acl_consumer_subscriptions_are_subsets);
-    RUN(test_acl_read_through_a_shared_subscription_rule);
-    RUN(test_acl_first_matching_rule_decides);
     RUN(test_peek_exp_reads_without_verifying);
     RUN(test_secret_file_read_bounds_and_trim);
     teardown_keys();

@@ -1,0 +1,199 @@
+/* Minting tokens: the claims are built with cJSON (times as raw digits, never through a double)
+ * and signed by libjwt with the key's own algorithm. The acl rules are written here and nowhere
+ * else, in the order the verifier and the broker read them: first match decides. */
+#include "mint.h"
+
+#include "config.h"
+#include "ids.h"
+#include "jwtparts.h"
+#include "log.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jwt.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rules in a minted token: at most four (consumer with control prefix) of HB_ACL_RULES_MAX. */
+#define MINT_RULES_MAX 4
+
+struct mint_rule {
+    const char *permission, *action;
+    char topic[HB_ACL_TOPIC_MAX];
+};
+
+static bool add_int(cJSON *obj, const char *name, int64_t v)
+{
+    /* Raw digits: cJSON would print through a double and an int. */
+    char digits[32];
+    snprintf(digits, sizeof(digits), "%" PRId64, v);
+    return cJSON_AddRawToObject(obj, name, digits) != NULL;
+}
+
+static bool add_rule(cJSON *acl, const struct mint_rule *r)
+{
+    cJSON *rule = cJSON_CreateObject();
+    if (rule == NULL)
+        return false;
+    cJSON_AddItemToArray(acl, rule);
+    return cJSON_AddStringToObject(rule, "permission", r->permission) != NULL &&
+           cJSON_AddStringToObject(rule, "action", r->action) != NULL &&
+           cJSON_AddStringToObject(rule, "topic", r->topic) != NULL;
+}
+
+/* Appends a rule; topic is a printf format. The topics' parts are checked ids and prefixes,
+ * so they always fit. */
+static void push_rule(struct mint_rule *rules, size_t *n, const char *permission,
+                      const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void push_rule(struct mint_rule *rules, size_t *n, const char *permission,
+                      const char *action, const char *fmt, ...)
+{
+    struct mint_rule *r = &rules[(*n)++];
+    r->permission = permission;
+    r->action = action;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->topic, sizeof(r->topic), fmt, ap);
+    va_end(ap);
+}
+
+/* The acl rules of a checked request, in order; returns how many. */
+static size_t mint_rules(const struct hb_token_request *req, const char *prefix, const char *device,
+                         struct mint_rule rules[MINT_RULES_MAX])
+{
+    const char *control = req->control_prefix;
+    size_t n = 0;
+    if (req->role == HB_ROLE_DEVICE) {
+        push_rule(rules, &n, "allow", "publish", "%s/%s/${clientid}", prefix, req->account);
+        if (control != NULL && device != NULL)
+            push_rule(rules, &n, "allow", "subscribe", "%s/%s/%s", control, req->account, device);
+    } else {
+        push_rule(rules, &n, "allow", "subscribe", "%s/+/+", prefix);
+        push_rule(rules, &n, "allow", "subscribe", "$share/+/%s/+/+", prefix);
+        if (control != NULL)
+            push_rule(rules, &n, "allow", "publish", "%s/+/+", control);
+    }
+    push_rule(rules, &n, "deny", "all", "#");
+    return n;
+}
+
+/* Refuses a request that cannot be minted, with a reason. */
+static bool request_valid(const struct hb_token_request *req, const char *prefix,
+                          const char *device, char *err, size_t errlen)
+{
+    bool device_role = req->role == HB_ROLE_DEVICE;
+    if (!hb_topic_prefix_valid(prefix)) {
+        hb_set_err(err, errlen, "invalid topic prefix '%.80s'", prefix);
+        return false;
+    }
+    if (req->control_prefix != NULL &&
+        (!hb_topic_prefix_valid(req->control_prefix) || strcmp(req->control_prefix, prefix) == 0)) {
+        hb_set_err(err, errlen,
+                   "invalid control prefix '%.80s': a topic prefix other than the topic prefix",
+                   req->control_prefix);
+        return false;
+    }
+    if (req->role != HB_ROLE_DEVICE && req->role != HB_ROLE_CONSUMER) {
+        hb_set_err(err, errlen, "unknown role");
+        return false;
+    }
+    if (device_role && (req->account == NULL || !hb_id_valid(req->account, strlen(req->account)))) {
+        hb_set_err(err, errlen, "invalid account id '%.80s': 1-64 bytes of A-Z a-z 0-9 . _ - :",
+                   req->account ? req->account : "");
+        return false;
+    }
+    if (device_role && device != NULL && !hb_id_valid(device, strlen(device))) {
+        hb_set_err(err, errlen,
+                   "invalid device id '%.80s': 1-64 bytes of A-Z a-z 0-9 . _ - :", device);
+        return false;
+    }
+    if (req->ttl_s <= 0 || req->now_s < 0 || req->now_s > HB_JWT_TIME_MAX ||
+        req->ttl_s > HB_JWT_TIME_MAX - req->now_s) {
+        hb_set_err(err, errlen, "the lifetime must be a positive number of seconds");
+        return false;
+    }
+    return true;
+}
+
+/* The claims of a request as compact JSON, or NULL with a reason. */
+static char *mint_claims(const struct hb_token_request *req, char *err, size_t errlen)
+{
+    const char *prefix = req->topic_prefix ? req->topic_prefix : HB_DEFAULT_TOPIC_PREFIX;
+    bool device_role = req->role == HB_ROLE_DEVICE;
+    const char *device = req->device && req->device[0] ? req->device : NULL;
+    if (!request_valid(req, prefix, device, err, errlen))
+        return NULL;
+
+    unsigned char random[16];
+    if (RAND_bytes(random, sizeof(random)) != 1) {
+        hb_set_err(err, errlen, "no randomness for the token id (RAND_bytes failed)");
+        return NULL;
+    }
+    char jti[2 * sizeof(random) + 1];
+    for (size_t i = 0; i < sizeof(random); i++)
+        snprintf(jti + 2 * i, 3, "%02x", random[i]);
+
+    struct mint_rule rules[MINT_RULES_MAX];
+    size_t n_rules = mint_rules(req, prefix, device, rules);
+
+    char *text = NULL;
+    cJSON *claims = cJSON_CreateObject();
+    cJSON *acl = claims ? cJSON_AddArrayToObject(claims, "acl") : NULL;
+    bool ok = acl != NULL &&
+              cJSON_AddStringToObject(claims, "sub", device_role ? req->account : "consumer") &&
+              add_int(claims, "iat", req->now_s) && add_int(claims, "nbf", req->now_s) &&
+              add_int(claims, "exp", req->now_s + req->ttl_s) &&
+              cJSON_AddStringToObject(claims, "jti", jti) &&
+              cJSON_AddStringToObject(claims, "role", device_role ? "device" : "consumer") &&
+              (!device_role || device == NULL || cJSON_AddStringToObject(claims, "device", device));
+    for (size_t i = 0; ok && i < n_rules; i++)
+        ok = add_rule(acl, &rules[i]);
+    if (ok)
+        text = cJSON_PrintUnformatted(claims);
+    if (text == NULL)
+        hb_set_err(err, errlen, "out of memory");
+    cJSON_Delete(claims);
+    return text;
+}
+
+char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,
+                    size_t errlen)
+{
+    if (key->material == NULL || !key->can_sign) {
+        hb_set_err(err, errlen, "key '%s' cannot sign (a public key only verifies)", key->kid);
+        return NULL;
+    }
+    char *claims = mint_claims(req, err, errlen);
+    if (claims == NULL)
+        return NULL;
+    jwt_t *jwt = NULL;
+    char *token = NULL;
+    int rc = jwt_new(&jwt);
+    if (rc == 0)
+        rc = jwt_set_alg(jwt, jwt_str_alg(hb_key_alg_name(key->alg)), key->material, (int)key->len);
+    if (rc == 0)
+        rc = jwt_add_header(jwt, "kid", key->kid);
+    if (rc == 0)
+        rc = jwt_add_header(jwt, "typ", "JWT");
+    if (rc == 0)
+        rc = jwt_add_grants_json(jwt, claims);
+    if (rc == 0 && (token = jwt_encode_str(jwt)) == NULL)
+        rc = errno ? errno : EINVAL;
+    if (rc != 0)
+        hb_set_err(err, errlen, "libjwt cannot sign with key '%s' (%s): %s", key->kid,
+                   hb_key_alg_name(key->alg), strerror(rc));
+    else if (strlen(token) > HB_TOKEN_MAX) {
+        hb_set_err(err, errlen, "the token would be longer than %d bytes", HB_TOKEN_MAX);
+        free(token);
+        token = NULL;
+    }
+    jwt_free(jwt); /* scrubs its copy of the key */
+    cJSON_free(claims);
+    return token;
+}

@@ -1,0 +1,36 @@
+/* Minting device and consumer tokens: a signed JWT whose acl claim names exactly the topics its
+ * holder may use. Signing is libjwt's (OpenSSL); randomness for the token id is OpenSSL's. */
+#ifndef HB_MINT_H
+#define HB_MINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyring.h"
+#include "token.h"
+
+/* What to mint. */
+struct hb_token_request {
+    enum hb_token_role role;
+    const char *account;      /* device role: the "sub" claim; required */
+    const char *device;       /* device role, optional: pins the MQTT client id */
+    const char *topic_prefix; /* "hb" by default */
+    int64_t now_s;            /* iat; nbf = iat */
+    int64_t ttl_s;            /* exp = now_s + ttl_s */
+    /* Optional: stop messages to devices are published on <control_prefix>/<account>/<device>.
+     * NULL (the default) mints exactly what it minted before this existed. */
+    const char *control_prefix;
+};
+
+/* Mints a token signed with key. Device tokens: sub = account, acl = [allow publish
+ * <prefix>/<account>/${clientid}, deny all "#"], with "device" claim and a pinned client id
+ * when device is set. Consumer tokens: sub = "consumer", acl = [allow subscribe <prefix>/+/+,
+ * allow subscribe $share/+/<prefix>/+/+, deny all "#"]. With control_prefix C (a valid topic
+ * prefix other than the topic prefix), a pinned device token also gets allow subscribe
+ * C/<account>/<device>, and a consumer token allow publish C/+/+, each just before the closing
+ * deny. Claims: sub, iat, nbf, exp, jti (random, 128 bits), acl, role. Header: alg, typ, kid.
+ * Returns a malloc'd token or NULL with a reason in err. */
+char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,
+                    size_t errlen);
+
+#endif
