@@ -292,11 +292,13 @@ class Redis:
     """redis-server on a free loopback port, with an append-only file so a restart keeps data
     the way a production Redis with AOF does."""
 
-    def __init__(self, workdir, aof=True):
-        self.workdir = os.path.join(workdir, "redis")
+    def __init__(self, workdir, aof=True, password=None, unixsocket=False):
+        self.workdir = os.path.join(workdir, f"redis-{free_port()}")
         os.makedirs(self.workdir, exist_ok=True)
         self.port = free_port()
         self.aof = aof
+        self.password = password
+        self.socket = os.path.join(self.workdir, "redis.sock") if unixsocket else None
         self.proc = None
         self.start()
 
@@ -308,6 +310,10 @@ class Redis:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.workdir, "--save", "", "--daemonize", "no",
                 "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        if self.socket:
+            argv += ["--unixsocket", self.socket, "--unixsocketperm", "700"]
         self.proc = Process("redis", argv, self.workdir)
         wait_until(self._pong, 10, f"redis on port {self.port}")
 
@@ -327,22 +333,33 @@ class Redis:
         if self.proc:
             self.proc.stop(sig)
 
-    def cmd(self, *args):
-        """Sends one command with a fresh connection and returns the decoded reply."""
+    def cmd(self, *args, db=0):
+        """Sends one command (in database db) with a fresh connection, authenticated when the
+        server has a password, and returns the decoded reply."""
+        commands = []
+        if self.password:
+            commands.append(("AUTH", self.password))
+        if db:
+            commands.append(("SELECT", db))
+        commands.append(args)
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            payload = f"*{len(args)}\r\n".encode()
-            for a in args:
-                b = a if isinstance(a, bytes) else str(a).encode()
-                payload += b"$%d\r\n%s\r\n" % (len(b), b)
+            payload = b""
+            for command in commands:
+                payload += f"*{len(command)}\r\n".encode()
+                for a in command:
+                    b = a if isinstance(a, bytes) else str(a).encode()
+                    payload += b"$%d\r\n%s\r\n" % (len(b), b)
             s.sendall(payload)
             reader = s.makefile("rb")
+            for _ in commands[:-1]:
+                _read_reply(reader)
             return _read_reply(reader)
 
-    def keys(self, pattern="*"):
-        return sorted(self.cmd("KEYS", pattern))
+    def keys(self, pattern="*", db=0):
+        return sorted(self.cmd("KEYS", pattern, db=db))
 
-    def hash(self, key):
-        flat = self.cmd("HGETALL", key)
+    def hash(self, key, db=0):
+        flat = self.cmd("HGETALL", key, db=db)
         return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def keys_without_ttl(self):
@@ -350,9 +367,9 @@ class Redis:
         PTTL (-2) is not one of them."""
         return [k for k in self.keys() if self.cmd("PTTL", k) == -1]
 
-    def snapshot(self):
-        """Every key with its hash contents."""
-        return {k: self.hash(k) for k in self.keys()}
+    def snapshot(self, db=0):
+        """Every key of database db with its hash contents."""
+        return {k: self.hash(k, db=db) for k in self.keys(db=db)}
 
 
 def _read_reply(reader):
@@ -448,9 +465,11 @@ class Mosquitto:
 class Publisher:
     """One MQTT connection that publishes heartbeats (QoS 1, waiting for each PUBACK)."""
 
-    def __init__(self, broker, client_id=None):
+    def __init__(self, broker, client_id=None, username=None, password=None):
         self.client = mqtt.Client(client_id=client_id or f"test-pub-{os.getpid()}-{free_port()}",
                                   clean_session=True)
+        if password is not None:
+            self.client.username_pw_set(username or "device", password)
         self.client.connect("127.0.0.1", broker.port, keepalive=30)
         self.client.loop_start()
         wait_until(self.client.is_connected, 10, "test publisher to connect")
@@ -531,11 +550,10 @@ class Consumer:
                  environ=None):
         if args is None:
             uri = redis if isinstance(redis, str) else redis.uri
-            args = ["--redis", uri, "--interval", str(interval)]
+            args = ["--redis", uri, "--interval", str(interval), "--stats-interval", "1"]
             for b in brokers:
                 args += ["--broker", b.uri]
             args += list(extra)
-        args = ["--stats-interval", "1", *args]
         environ = dict(environ or {})
         address = (args[args.index("--metrics") + 1] if "--metrics" in args
                    else environ.get("HB_METRICS"))
@@ -590,11 +608,15 @@ class Consumer:
         wait_until(lambda: predicate(self.stats()), timeout, what, interval=0.05)
         return self.stats()
 
-    def stop(self, timeout=30, expect_rc=0):
-        """SIGTERM; checks the exit status (expect_rc) and that the last line of its log is the
-        final stats line, and returns (exit status, final stats)."""
+    def stop(self, timeout=30, expect_rc=0, final_stats=True):
+        """SIGTERM; checks the exit status (expect_rc) and reads the final stats line (unless
+        final_stats is false: a log level above info prints none). Returns (exit status,
+        final stats)."""
         rc = self.proc.stop(signal.SIGTERM, timeout)
         check_eq(rc, expect_rc, f"{self.proc.name} exit status")
+        if not final_stats:
+            self.stopped = {}
+            return rc, self.stopped
         found = STATS_RE.findall(self.proc.output())
         check(found, f"no final stats line from the consumer:\n{self.proc.tail()}")
         self.stopped = parse_stats(found[-1])
@@ -633,8 +655,8 @@ class Env:
         self.consumers.append(c)
         return c
 
-    def publisher(self, broker):
-        p = Publisher(broker)
+    def publisher(self, broker, **kw):
+        p = Publisher(broker, **kw)
         self._cleanup.append(p.close)
         return p
 
