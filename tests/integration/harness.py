@@ -547,7 +547,7 @@ class Consumer:
     subscribed), and its counters are read from /metrics while it runs."""
 
     def __init__(self, env, brokers, redis, interval, extra=(), name="consumer", args=None,
-                 environ=None):
+                 environ=None, redis_ready=True):
         if args is None:
             uri = redis if isinstance(redis, str) else redis.uri
             args = ["--redis", uri, "--interval", str(interval), "--stats-interval", "1"]
@@ -564,7 +564,10 @@ class Consumer:
         self.proc = Process(name, [env.binary("consumer/hb-consumer"), *args], env.dir,
                             env=environ)
         self.stopped = None
-        self.wait_ready()
+        if redis_ready:
+            self.wait_ready()
+        else:
+            self.wait_subscribed_metrics()
 
     def health(self):
         """(status, body) of GET /healthz; (None, reason) while nothing answers."""
@@ -579,6 +582,21 @@ class Consumer:
                 raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
             return self.health() == (200, "ok\n")
         wait_until(probe, timeout, "consumer /healthz ok", interval=0.05)
+
+    def wait_subscribed_metrics(self, timeout=20):
+        """Ready without Redis: /metrics shows every broker subscribed. (The writer first
+        connects to Redis when its first wait for heartbeats ends, up to --flush-ms later.)"""
+        def probe():
+            if not self.proc.alive():
+                raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
+            try:
+                m = self.metrics()
+            except OSError:
+                return False
+            gauges = [v for k, v in m.items() if k.startswith("hb_consumer_mqtt_subscribed{")]
+            return bool(gauges) and all(v == 1 for v in gauges)
+        wait_until(probe, timeout, "consumer subscribed to every broker (/metrics)",
+                   interval=0.05)
 
     def subscribed_count(self):
         return self.proc.output().count(": subscribed to ")

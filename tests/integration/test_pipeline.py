@@ -237,7 +237,8 @@ def two_consumers_share_the_load_exactly(env):
 def sigterm_flushes_the_buffer(env):
     redis, broker = env.redis(), env.mosquitto()
     consumer = env.consumer([broker], redis, INTERVAL,
-                            extra=["--flush-ms", "60000", "--batch-size", "100000"])
+                            extra=["--flush-ms", "60000", "--batch-size", "100000"],
+                            redis_ready=False)
     pub = env.publisher(broker)
     n = publish_devices(pub, {"acctS": {f"s{i}": 1 for i in range(30)}})
     consumer.wait_stats(lambda s: s["accepted"] >= n, what="heartbeats accepted")
