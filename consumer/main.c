@@ -299,8 +299,14 @@ int main(int argc, char **argv)
         HB_INFO("metrics on %s (port %u): GET /metrics, /healthz", o.metrics,
                 metrics_port(&metrics));
     }
-    HB_INFO("hb-consumer %s: interval %ds, %zu broker(s), redis %s", HB_VERSION,
-            o.common.interval_s, o.common.n_brokers, o.common.redis);
+    /* The address, never the URI: it may hold the Redis password. */
+    char redis_at[400];
+    if (wcfg.redis.path[0] != '\0')
+        snprintf(redis_at, sizeof(redis_at), "unix:%s", wcfg.redis.path);
+    else
+        snprintf(redis_at, sizeof(redis_at), "%s:%d", wcfg.redis.host, wcfg.redis.port);
+    HB_INFO("hb-consumer %s: interval %ds, %zu broker(s), redis %s db %d", HB_VERSION,
+            o.common.interval_s, o.common.n_brokers, redis_at, wcfg.redis.db);
 
     run(&o, &signals, sub, stats, &queue);
     rc = 0;

@@ -8,7 +8,7 @@ packages=(
   libpaho-mqtt-dev libhiredis-dev libcjson-dev libmosquitto-dev mosquitto-dev uthash-dev
   libjwt-dev libssl-dev libmicrohttpd-dev
   mosquitto mosquitto-clients redis-server redis-tools
-  python3 python3-paho-mqtt python3-jwt python3-cryptography openssl
+  python3 python3-paho-mqtt python3-jwt python3-cryptography openssl clang-format
 )
 
 missing=()

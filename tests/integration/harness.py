@@ -7,6 +7,7 @@ fails. Nothing here mocks Redis or the broker.
 
 import contextlib
 import grp
+import http.client
 import json
 import os
 import random
@@ -84,22 +85,38 @@ def wait_for_interval_start(interval_s, guard_ms=150):
 
 
 # Runs compared with a simulator's truth use this interval. A run of ALIGNED_DURATION started
-# LEAD_MS before a boundary ends just after a boundary: it holds two complete intervals, and the
-# keys of the last one (they live until the end of the interval after their own) stay in Redis
-# for almost a whole interval more while the consumer catches up and the checker compares. With
-# 2 s that margin was too thin for a loaded machine running the sanitized build.
-TRUTH_INTERVAL = 4
-ALIGNED_DURATION = 2 * TRUTH_INTERVAL + 0.5
+# LEAD_MS before a boundary holds exactly one complete interval and ends just after it; that
+# interval's keys live until the end of the next one, so they are all still in Redis for almost
+# a whole interval while the consumer catches up and the checker compares every line of the
+# truth (none skipped). A second complete interval would expire before it could be compared.
+TRUTH_INTERVAL = 6
+ALIGNED_DURATION = TRUTH_INTERVAL + 0.5
 
 
 def start_before_boundary(interval_s=TRUTH_INTERVAL, lead_ms=300):
-    """Sleeps until lead_ms before the next interval boundary. Time is what is under test, so
-    this waits on the clock, not on a server."""
+    """Sleeps until lead_ms before the next interval boundary and returns that boundary (ms).
+    Time is what is under test, so this waits on the clock, not on a server."""
     t = now_ms()
     boundary = interval_start(t, interval_s) + interval_s * 1000
     if boundary - lead_ms - t < 50:
         boundary += interval_s * 1000
     time.sleep((boundary - lead_ms - t) / 1000)
+    return boundary
+
+
+def check_truth(env, redis_uri, truth, interval=TRUTH_INTERVAL, intervals=1):
+    """Compares every line of the simulator's truth with Redis: exactly `intervals` complete
+    intervals in it, and hb-check --verify reports every line checked, none mismatched, none
+    skipped. Returns the truth's lines."""
+    with open(truth) as f:
+        lines = [json.loads(line) for line in f]
+    check_eq(len({line["interval_start"] for line in lines}), intervals,
+             "complete intervals in the truth")
+    _, out, _ = env.run("checker/hb-check", "--redis", redis_uri, "--interval", interval,
+                        "--verify", truth, check_rc=0)
+    check_eq(out, f"verify: {len(lines)} checked, 0 mismatched, 0 skipped (expired), "
+                  "0 bad lines\n", "hb-check --verify")
+    return lines
 
 
 def wait_for_interval_end(start_ms, interval_s, guard_ms=100):
@@ -131,9 +148,11 @@ def sanitizer_env():
         return {}
     # ASAN_OPTIONS/LSAN_OPTIONS come from the environment (scripts/test.sh); leaks are
     # reported when the broker exits, and test_auth fails a test on any report.
-    env = {"LD_PRELOAD": " ".join(libs)}
-    if "ASAN_OPTIONS" not in os.environ:
-        env["ASAN_OPTIONS"] = "detect_leaks=1"
+    # Full malloc stacks: mosquitto is built without frame pointers, and a suppression
+    # (tests/lsan.supp) must see which of its functions allocated.
+    env = {"LD_PRELOAD": " ".join(libs),
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "detect_leaks=1")
+           + ":fast_unwind_on_malloc=0"}
     return env
 
 
@@ -273,11 +292,13 @@ class Redis:
     """redis-server on a free loopback port, with an append-only file so a restart keeps data
     the way a production Redis with AOF does."""
 
-    def __init__(self, workdir, aof=True):
-        self.workdir = os.path.join(workdir, "redis")
+    def __init__(self, workdir, aof=True, password=None, unixsocket=False):
+        self.workdir = os.path.join(workdir, f"redis-{free_port()}")
         os.makedirs(self.workdir, exist_ok=True)
         self.port = free_port()
         self.aof = aof
+        self.password = password
+        self.socket = os.path.join(self.workdir, "redis.sock") if unixsocket else None
         self.proc = None
         self.start()
 
@@ -289,6 +310,10 @@ class Redis:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.workdir, "--save", "", "--daemonize", "no",
                 "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        if self.socket:
+            argv += ["--unixsocket", self.socket, "--unixsocketperm", "700"]
         self.proc = Process("redis", argv, self.workdir)
         wait_until(self._pong, 10, f"redis on port {self.port}")
 
@@ -308,22 +333,33 @@ class Redis:
         if self.proc:
             self.proc.stop(sig)
 
-    def cmd(self, *args):
-        """Sends one command with a fresh connection and returns the decoded reply."""
+    def cmd(self, *args, db=0):
+        """Sends one command (in database db) with a fresh connection, authenticated when the
+        server has a password, and returns the decoded reply."""
+        commands = []
+        if self.password:
+            commands.append(("AUTH", self.password))
+        if db:
+            commands.append(("SELECT", db))
+        commands.append(args)
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            payload = f"*{len(args)}\r\n".encode()
-            for a in args:
-                b = a if isinstance(a, bytes) else str(a).encode()
-                payload += b"$%d\r\n%s\r\n" % (len(b), b)
+            payload = b""
+            for command in commands:
+                payload += f"*{len(command)}\r\n".encode()
+                for a in command:
+                    b = a if isinstance(a, bytes) else str(a).encode()
+                    payload += b"$%d\r\n%s\r\n" % (len(b), b)
             s.sendall(payload)
             reader = s.makefile("rb")
+            for _ in commands[:-1]:
+                _read_reply(reader)
             return _read_reply(reader)
 
-    def keys(self, pattern="*"):
-        return sorted(self.cmd("KEYS", pattern))
+    def keys(self, pattern="*", db=0):
+        return sorted(self.cmd("KEYS", pattern, db=db))
 
-    def hash(self, key):
-        flat = self.cmd("HGETALL", key)
+    def hash(self, key, db=0):
+        flat = self.cmd("HGETALL", key, db=db)
         return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def keys_without_ttl(self):
@@ -331,9 +367,9 @@ class Redis:
         PTTL (-2) is not one of them."""
         return [k for k in self.keys() if self.cmd("PTTL", k) == -1]
 
-    def snapshot(self):
-        """Every key with its hash contents."""
-        return {k: self.hash(k) for k in self.keys()}
+    def snapshot(self, db=0):
+        """Every key of database db with its hash contents."""
+        return {k: self.hash(k, db=db) for k in self.keys(db=db)}
 
 
 def _read_reply(reader):
@@ -420,16 +456,20 @@ class Mosquitto:
         return False
 
     def stop(self, sig=signal.SIGTERM):
+        """Stops the broker; returns its exit status."""
         if self.proc:
-            self.proc.stop(sig)
+            return self.proc.stop(sig)
+        return None
 
 
 class Publisher:
     """One MQTT connection that publishes heartbeats (QoS 1, waiting for each PUBACK)."""
 
-    def __init__(self, broker, client_id=None):
+    def __init__(self, broker, client_id=None, username=None, password=None):
         self.client = mqtt.Client(client_id=client_id or f"test-pub-{os.getpid()}-{free_port()}",
                                   clean_session=True)
+        if password is not None:
+            self.client.username_pw_set(username or "device", password)
         self.client.connect("127.0.0.1", broker.port, keepalive=30)
         self.client.loop_start()
         wait_until(self.client.is_connected, 10, "test publisher to connect")
@@ -450,6 +490,8 @@ class Publisher:
 
 
 STATS_RE = re.compile(r"\bstats ((?:\w+=[-\d.]+ ?)+)")
+SANITIZER_REPORTS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                     "runtime error:")
 
 
 def parse_stats(line):
@@ -457,46 +499,146 @@ def parse_stats(line):
             for k, v in (kv.split("=") for kv in line.split())}
 
 
-class Consumer:
-    """hb-consumer against the given broker(s) and Redis."""
+def http_get(port, path, method="GET"):
+    """(status, body) of one request to a local HTTP endpoint (the consumer's metrics)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
 
-    def __init__(self, env, brokers, redis, interval, extra=(), name="consumer"):
-        argv = [env.binary("consumer/hb-consumer"), "--redis", redis.uri,
-                "--interval", str(interval), "--stats-interval", "1"]
-        for b in brokers:
-            argv += ["--broker", b.uri]
-        argv += list(extra)
-        self.n_brokers = len(brokers)
-        self.proc = Process(name, argv, env.dir)
-        self.wait_subscribed(self.n_brokers)
+
+def parse_metrics(text):
+    """{'name{labels}': value} of the Prometheus text format; comments skipped."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+# The consumer's counters under the names of its stats line, from its /metrics.
+METRIC_STATS = {
+    "received": "hb_consumer_messages_received_total",
+    "accepted": "hb_consumer_heartbeats_accepted_total",
+    "written": "hb_consumer_heartbeats_written_total",
+    "dropped": "hb_consumer_heartbeats_dropped_total",
+    "expired": "hb_consumer_heartbeats_expired_total",
+    "redis_errors": "hb_consumer_redis_errors_total",
+    "queued": "hb_consumer_queue_length",
+}
+REJECTED_RE = re.compile(r'^hb_consumer_messages_rejected_total\{reason="(\w+)"\}$')
+
+
+def metrics_as_stats(metrics):
+    stats = {k: int(metrics[name]) for k, name in METRIC_STATS.items()}
+    reasons = {m.group(1): int(v) for k, v in metrics.items() if (m := REJECTED_RE.match(k))}
+    stats.update(reasons, rejected=sum(reasons.values()))
+    return stats
+
+
+class Consumer:
+    """hb-consumer against the given broker(s) and Redis (a Redis or a URI), or, with args, on
+    exactly those arguments and environ. It serves /metrics on a free port (unless args or
+    environ choose one), is ready once /healthz says ok (Redis connected, every broker
+    subscribed), and its counters are read from /metrics while it runs."""
+
+    def __init__(self, env, brokers, redis, interval, extra=(), name="consumer", args=None,
+                 environ=None, redis_ready=True):
+        if args is None:
+            uri = redis if isinstance(redis, str) else redis.uri
+            args = ["--redis", uri, "--interval", str(interval), "--stats-interval", "1"]
+            for b in brokers:
+                args += ["--broker", b.uri]
+            args += list(extra)
+        environ = dict(environ or {})
+        address = (args[args.index("--metrics") + 1] if "--metrics" in args
+                   else environ.get("HB_METRICS"))
+        if address is None:
+            address = f"127.0.0.1:{free_port()}"
+            args += ["--metrics", address]
+        self.metrics_port = int(address.rsplit(":", 1)[1])
+        self.proc = Process(name, [env.binary("consumer/hb-consumer"), *args], env.dir,
+                            env=environ)
+        self.stopped = None
+        if redis_ready:
+            self.wait_ready()
+        else:
+            self.wait_subscribed_metrics()
+
+    def health(self):
+        """(status, body) of GET /healthz; (None, reason) while nothing answers."""
+        try:
+            return http_get(self.metrics_port, "/healthz")
+        except OSError as e:
+            return None, str(e)
+
+    def wait_ready(self, timeout=20):
+        def probe():
+            if not self.proc.alive():
+                raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
+            return self.health() == (200, "ok\n")
+        wait_until(probe, timeout, "consumer /healthz ok", interval=0.05)
+
+    def wait_subscribed_metrics(self, timeout=20):
+        """Ready without Redis: /metrics shows every broker subscribed. (The writer first
+        connects to Redis when its first wait for heartbeats ends, up to --flush-ms later.)"""
+        def probe():
+            if not self.proc.alive():
+                raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
+            try:
+                m = self.metrics()
+            except OSError:
+                return False
+            gauges = [v for k, v in m.items() if k.startswith("hb_consumer_mqtt_subscribed{")]
+            return bool(gauges) and all(v == 1 for v in gauges)
+        wait_until(probe, timeout, "consumer subscribed to every broker (/metrics)",
+                   interval=0.05)
 
     def subscribed_count(self):
         return self.proc.output().count(": subscribed to ")
 
     def wait_subscribed(self, count, timeout=20):
+        """Waits for the count-th subscription line: resubscriptions after a broker restart."""
         def probe():
             if not self.proc.alive():
                 raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
             return self.subscribed_count() >= count
         wait_until(probe, timeout, f"consumer subscription #{count}")
 
+    def metrics(self):
+        status, text = http_get(self.metrics_port, "/metrics")
+        check_eq(status, 200, "GET /metrics status")
+        return parse_metrics(text)
+
     def stats(self):
-        """The latest stats line as a dict."""
-        found = STATS_RE.findall(self.proc.output())
-        check(found, f"no stats line from the consumer:\n{self.proc.tail()}")
-        return parse_stats(found[-1])
+        """The counters now (from /metrics), or after stop() the final stats line."""
+        if self.stopped is not None:
+            return self.stopped
+        if not self.proc.alive():
+            raise TestFailure(f"consumer exited:\n{self.proc.tail()}")
+        return metrics_as_stats(self.metrics())
 
     def wait_stats(self, predicate, timeout=20, what="consumer stats"):
-        def probe():
-            found = STATS_RE.findall(self.proc.output())
-            return bool(found) and predicate(parse_stats(found[-1]))
-        wait_until(probe, timeout, what, interval=0.05)
+        wait_until(lambda: predicate(self.stats()), timeout, what, interval=0.05)
         return self.stats()
 
-    def stop(self, timeout=30):
-        """SIGTERM; returns (exit status, final stats)."""
+    def stop(self, timeout=30, expect_rc=0, final_stats=True):
+        """SIGTERM; checks the exit status (expect_rc) and reads the final stats line (unless
+        final_stats is false: a log level above info prints none). Returns (exit status,
+        final stats)."""
         rc = self.proc.stop(signal.SIGTERM, timeout)
-        return rc, self.stats()
+        check_eq(rc, expect_rc, f"{self.proc.name} exit status")
+        if not final_stats:
+            self.stopped = {}
+            return rc, self.stopped
+        found = STATS_RE.findall(self.proc.output())
+        check(found, f"no final stats line from the consumer:\n{self.proc.tail()}")
+        self.stopped = parse_stats(found[-1])
+        return rc, self.stopped
 
 
 class Env:
@@ -506,6 +648,8 @@ class Env:
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"hb-{name}-")
         self._cleanup = []
+        self.consumers = []
+        self.brokers = []
 
     def binary(self, rel):
         path = os.path.abspath(os.path.join(BUILD, rel))
@@ -520,15 +664,17 @@ class Env:
     def mosquitto(self, **kw):
         m = Mosquitto(self.dir, **kw)
         self._cleanup.append(m.stop)
+        self.brokers.append(m)
         return m
 
-    def consumer(self, brokers, redis, interval, extra=(), name="consumer"):
-        c = Consumer(self, brokers, redis, interval, extra, name)
+    def consumer(self, brokers, redis, interval, extra=(), name="consumer", **kw):
+        c = Consumer(self, brokers, redis, interval, extra, name, **kw)
         self._cleanup.append(lambda: c.proc.stop(signal.SIGKILL))
+        self.consumers.append(c)
         return c
 
-    def publisher(self, broker):
-        p = Publisher(broker)
+    def publisher(self, broker, **kw):
+        p = Publisher(broker, **kw)
         self._cleanup.append(p.close)
         return p
 
@@ -546,6 +692,24 @@ class Env:
             raise TestFailure(f"{rel} {' '.join(map(str, args))}: exit {p.returncode}, "
                               f"expected {check_rc}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
         return p.returncode, p.stdout, p.stderr
+
+    def finish(self):
+        """After a scenario passed: every consumer and broker still running must stop cleanly
+        (exit status 0), and no log of the test may hold a sanitizer report, so a report at
+        shutdown fails the test whichever scenario it is."""
+        for c in self.consumers:
+            if c.proc.alive():
+                c.stop()
+        for b in self.brokers:
+            if b.proc.alive():
+                check_eq(b.stop(), 0, f"mosquitto on port {b.port}: exit status")
+        for root, _, files in os.walk(self.dir):
+            for f in files:
+                if f.endswith(".log"):
+                    with open(os.path.join(root, f), errors="replace") as fh:
+                        text = fh.read()
+                    for bad in SANITIZER_REPORTS:
+                        check(bad not in text, f"{bad} in {f}:\n{text[-3000:]}")
 
     def close(self):
         for fn in reversed(self._cleanup):
@@ -565,6 +729,7 @@ def main(scenarios):
     env = Env(name)
     try:
         scenarios[name](env)
+        env.finish()
     except Exception as e:
         env.close()
         print(f"FAIL {name}: {e}", file=sys.stderr)

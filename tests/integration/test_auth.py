@@ -15,7 +15,6 @@ import os
 import re
 import socket
 import struct
-import subprocess
 import time
 import uuid
 
@@ -118,13 +117,10 @@ class Keys:
 
 
 def hb_token(env, *args):
-    """Runs the project's hb-token; None when it is not built in this build directory."""
-    path = os.path.abspath(os.path.join(BUILD, "token", "hb-token"))
-    if not os.access(path, os.X_OK):
-        return None
-    p = subprocess.run([path, *args], capture_output=True, text=True, timeout=30)
-    check(p.returncode == 0, f"hb-token {' '.join(args)}: exit {p.returncode}: {p.stderr}")
-    return p.stdout.strip()
+    """Runs the project's hb-token (the test fails when it is not built) and returns the
+    token it printed."""
+    _, out, _ = env.run("token/hb-token", *args, check_rc=0)
+    return out.strip()
 
 
 # ---- a raw MQTT client ----------------------------------------------------------------------
@@ -367,8 +363,10 @@ class Stack:
                  (total, total, total, 0), "consumer received/accepted/written/rejected")
 
     def finish(self):
-        """Stops the broker and checks the plugin shut down cleanly."""
-        self.broker.stop()
+        """Stops the consumer and the broker and checks both shut down cleanly."""
+        if self.consumer is not None:
+            self.consumer.stop()
+        check_eq(self.broker.stop(), 0, "broker exit status")
         log = self.log()
         check("hb_auth: accepted=" in log, f"no plugin summary at shutdown:\n{log[-3000:]}")
         for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Segmentation"):
@@ -388,16 +386,13 @@ def valid_device_tokens_publish_and_are_counted(env):
     check_eq(es.heartbeat("hb/acctA/dev-es"), 0, "PUBACK dev-es")
     check_eq(pinned.heartbeat("hb/acctB/tv-1"), 0, "PUBACK tv-1")
     expected = {"acctA": {"dev-hs": 2, "dev-es": 1}, "acctB": {"tv-1": 1}}
-    # The project's own minting tool, when built here: HS256 and ES256 device tokens.
+    # The project's own minting tool: HS256 and ES256 device tokens.
     cli_hs = hb_token(env, "--key", k.hs_file, "--account", "acctC", "--ttl", "120")
-    if cli_hs is not None:
-        cli_es = hb_token(env, "--key", k.es_file, "--account", "acctC", "--device", "cli-es")
-        check_eq(s.connected("cli-hs", cli_hs, username="acctC").heartbeat("hb/acctC/cli-hs"),
-                 0, "PUBACK cli-hs")
-        check_eq(s.connected("cli-es", cli_es).heartbeat("hb/acctC/cli-es"), 0, "PUBACK cli-es")
-        expected["acctC"] = {"cli-hs": 1, "cli-es": 1}
-    else:
-        print("note: token/hb-token is not built here; tokens minted in Python only")
+    cli_es = hb_token(env, "--key", k.es_file, "--account", "acctC", "--device", "cli-es")
+    check_eq(s.connected("cli-hs", cli_hs, username="acctC").heartbeat("hb/acctC/cli-hs"),
+             0, "PUBACK cli-hs")
+    check_eq(s.connected("cli-es", cli_es).heartbeat("hb/acctC/cli-es"), 0, "PUBACK cli-es")
+    expected["acctC"] = {"cli-hs": 1, "cli-es": 1}
     s.witness_then_check(expected)
     check("hb_auth: client 'dev-es' accepted: account 'acctA', kid k-es" in s.log(),
           "acceptance log line of dev-es")
@@ -426,7 +421,7 @@ def consumer_without_token_is_refused(env):
     env._cleanup.append(lambda: p.stop())
     s.wait_logged("hb_auth: refused client 'bare-consumer' from 127.0.0.1: no_password")
     check(": subscribed to " not in p.output(), "a consumer without a token subscribed")
-    p.stop()
+    check_eq(p.stop(), 0, "exit status of the refused consumer")
     s.finish()
 
 
@@ -793,7 +788,7 @@ def consumer_over_tls_verifies_the_broker(env):
         if reason:
             check(f"mqtt {uri}: TLS: " in out and reason in out,
                   f"{name}: no TLS reason '{reason}' logged:\n{out[-2000:]}")
-        p.stop()
+        check_eq(p.stop(), 0, f"{name}: exit status")
     _, stats = consumer.stop()
     check_eq((stats["received"], stats["written"]), (1, 1), "received/written over TLS")
 
@@ -846,7 +841,8 @@ def deploy_config_tcp_and_websockets(env):
     stats = consumer.wait_stats(lambda st: st["written"] >= 2, what="2 heartbeats written")
     check_eq(s.devices(), {"acctW": {"tcp-dev": 1, "ws-dev": 1}}, "heartbeats in Redis")
     check_eq((stats["received"], stats["written"]), (2, 2), "consumer received/written")
-    broker.stop()
+    consumer.stop()
+    check_eq(broker.stop(), 0, "broker exit status")
     check("hb_auth: accepted=" in broker.proc.output(), "plugin summary at shutdown")
 
 

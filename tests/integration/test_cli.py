@@ -126,7 +126,16 @@ def hb_check_verify_reports_exact_mismatches(env):
     with open(truth, "w") as f:
         f.write("not json\n")
     rc, out, _ = env.run("checker/hb-check", "--redis", redis.uri, "--verify", truth)
-    check_eq(rc, 1, "exit status when nothing could be compared")
+    check_eq((rc, out), (1, "verify: 0 checked, 0 mismatched, 0 skipped (expired), 1 bad lines\n"),
+             "exit status and output with a bad line")
+    # Only lines whose keys expired: nothing mismatched, nothing bad, and yet nothing could be
+    # compared, which must not pass.
+    with open(truth, "w") as f:
+        f.write(json.dumps(lines[3]) + "\n")
+    rc, out, err = env.run("checker/hb-check", "--redis", redis.uri, "--verify", truth)
+    check_eq((rc, out), (1, "verify: 0 checked, 0 mismatched, 1 skipped (expired), 0 bad lines\n"),
+             "exit status and output when nothing could be compared")
+    check("verify: nothing was compared" in err, f"reason: {err!r}")
 
 
 def hb_consumer_password_options_are_checked_before_it_runs(env):

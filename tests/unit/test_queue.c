@@ -1,11 +1,14 @@
 /* Unit tests of the bounded hand-off (consumer/queue.c): capacity, FIFO order, timed and woken
- * pops, close, and the ring wrapping around. Threads stand in for paho and the writer. */
+ * pops, close, and the ring wrapping around. Threads stand in for paho and the writer; a test
+ * that wakes a waiting pop first sees that thread asleep in the kernel (/proc), never sleeps. */
 #include "queue.h"
 
 #include "testing.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct queue_entry entry(int i)
 {
@@ -38,11 +41,34 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
+/* The scheduler state of thread tid of this process ('R', 'S', ...), '?' when unreadable. */
+static char thread_state(pid_t tid)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return '?';
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *end = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return end != NULL && end[1] == ' ' ? end[2] : '?';
+}
+
+/* Waits until thread *tid (set by that thread, 0 until then) sleeps in the kernel: nothing else
+ * holds the queue's lock, so it sleeps only waiting on the queue's condition. False after 10 s. */
+static bool wait_until_asleep(atomic_int *tid)
+{
+    long long deadline = mono_ms() + 10000;
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = 1000000L};
+    while (mono_ms() < deadline) {
+        pid_t id = atomic_load(tid);
+        if (id != 0 && thread_state(id) == 'S')
+            return true;
+        nanosleep(&tick, NULL);
+    }
+    return false;
 }
 
 static void test_queue_push_until_full_fails_at_capacity_plus_one(void)
@@ -259,11 +285,13 @@ struct popper {
     bool closed;
     struct queue_entry out[8];
     long long elapsed_ms;
+    atomic_int tid;
 };
 
 static void *popper_run(void *arg)
 {
     struct popper *p = arg;
+    atomic_store(&p->tid, gettid());
     long long start = mono_ms();
     p->n = queue_pop(p->q, p->out, p->max, p->wait_ms, &p->closed);
     p->elapsed_ms = mono_ms() - start;
@@ -277,7 +305,7 @@ static void test_queue_close_wakes_a_waiting_pop(void)
     struct popper p = {.q = &q, .max = 4, .wait_ms = 20000};
     pthread_t t;
     CHECK_INT(pthread_create(&t, NULL, popper_run, &p), 0);
-    sleep_ms(20);
+    CHECK(wait_until_asleep(&p.tid));
     queue_close(&q);
     pthread_join(t, NULL);
     CHECK_INT(p.n, 0);
@@ -293,7 +321,7 @@ static void test_queue_push_reaching_max_wakes_a_waiting_pop(void)
     struct popper p = {.q = &q, .max = 3, .wait_ms = 20000};
     pthread_t t;
     CHECK_INT(pthread_create(&t, NULL, popper_run, &p), 0);
-    sleep_ms(20);
+    CHECK(wait_until_asleep(&p.tid));
     CHECK(push(&q, 1));
     CHECK(push(&q, 2));
     CHECK(push(&q, 3));
