@@ -2,7 +2,7 @@
  * the HINCRBYs and the PEXPIRE together: Redis runs a script atomically (and logs it to the AOF
  * as one transaction), so a key never exists without its TTL, even if Redis dies mid-batch.
  * Keys are removed from the batch as their replies arrive; on a lost connection the rest stays
- * and is retried after reconnecting. A retried key can count a heartbeat twice in its field
+ * and is retried as soon as a probe finds Redis again. A retried key can count a heartbeat twice in its field
  * value, never a device that was not there. */
 #include "writer.h"
 
@@ -23,8 +23,10 @@ static const char write_script[] =
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
     "return 1\n";
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+/* While Redis is unreachable it is probed every PROBE_MS: a refused connect costs a few
+ * microseconds, and buffered heartbeats must reach Redis while their keys still live, not
+ * after a grown backoff. The warning is rate-limited instead (first, then every 5 s). */
+#define PROBE_MS 200
 #define IDLE_PING_MS 2000
 
 static void sleep_ms(int ms)
@@ -32,11 +34,6 @@ static void sleep_ms(int ms)
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static int next_backoff(int backoff)
-{
-    return backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 }
 
 static void disconnect(struct writer *w)
@@ -55,7 +52,10 @@ static bool connect_redis(struct writer *w)
     w->redis = hb_redis_connect(&w->cfg.redis, 2000, err, sizeof(err));
     if (w->redis == NULL) {
         atomic_fetch_add(&w->stats->redis_errors, 1);
-        HB_WARN("redis: %s; buffering (%zu queued)", err, queue_length(w->queue));
+        long suppressed;
+        if (hb_ratelimit_allow(&w->connect_log, &suppressed))
+            HB_WARN("redis: %s; buffering (%zu queued; %ld more failed probes)", err,
+                    queue_length(w->queue), suppressed);
         return false;
     }
     redisReply *r = redisCommand(w->redis, "SCRIPT LOAD %s", write_script);
@@ -223,21 +223,15 @@ static bool write_batch(struct writer *w)
 }
 
 /* While no heartbeat arrives, keeps the connection known to work (a PING every IDLE_PING_MS)
- * or retries it with backoff, so redis_up, /healthz and the log tell the truth on a quiet
+ * or probes it every PROBE_MS, so redis_up, /healthz and the log tell the truth on a quiet
  * consumer too, and the first heartbeat after a quiet spell finds a connection ready. */
-static void idle_check(struct writer *w, int64_t *next_ms, int *backoff)
+static void idle_check(struct writer *w, int64_t *next_ms)
 {
     int64_t now = hb_monotonic_ms();
     if (now < *next_ms)
         return;
     if (w->redis == NULL) {
-        if (connect_redis(w)) {
-            *backoff = BACKOFF_MIN_MS;
-            *next_ms = now + IDLE_PING_MS;
-        } else {
-            *next_ms = now + *backoff;
-            *backoff = next_backoff(*backoff);
-        }
+        *next_ms = now + (connect_redis(w) ? IDLE_PING_MS : PROBE_MS);
         return;
     }
     redisReply *r = redisCommand(w->redis, "PING");
@@ -266,7 +260,6 @@ static void drop_all(struct writer *w)
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
-    int backoff = BACKOFF_MIN_MS;
     bool drained = false;  /* the queue is closed and empty */
     bool stopping = false; /* the queue is closed: the drain timeout runs */
     int64_t stop_at = 0; /* monotonic ms when stopping began */
@@ -279,7 +272,7 @@ static void *writer_main(void *arg)
             size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
                                  &drained);
             if (n == 0 && !drained && !stopping)
-                idle_check(w, &idle_next_ms, &backoff);
+                idle_check(w, &idle_next_ms);
             for (size_t i = 0; i < n; i++) {
                 if (!batch_add(&w->batch, &w->entries[i])) {
                     HB_ERROR("writer: out of memory; dropping a heartbeat");
@@ -292,12 +285,10 @@ static void *writer_main(void *arg)
             }
             continue;
         }
-        if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
-            backoff = BACKOFF_MIN_MS;
+        if ((w->redis != NULL || connect_redis(w)) && write_batch(w))
             continue;
-        }
-        /* Redis is unreachable: back off, waking early if shutdown begins. */
-        if (!stopping && queue_wait_closed(w->queue, backoff)) {
+        /* Redis is unreachable: probe again soon, waking early if shutdown begins. */
+        if (!stopping && queue_wait_closed(w->queue, PROBE_MS)) {
             stopping = true;
             stop_at = hb_monotonic_ms();
         }
@@ -307,9 +298,8 @@ static void *writer_main(void *arg)
                 drop_all(w);
                 break;
             }
-            sleep_ms(backoff < left ? backoff : (int)left);
+            sleep_ms(PROBE_MS < left ? PROBE_MS : (int)left);
         }
-        backoff = next_backoff(backoff);
     }
     disconnect(w);
     return NULL;
@@ -322,6 +312,8 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
     w->cfg = *cfg;
     w->queue = queue;
     w->stats = stats;
+    w->connect_log.burst = 1;
+    w->connect_log.window_ms = 5000;
     batch_init(&w->batch);
     w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
     if (w->entries == NULL) {

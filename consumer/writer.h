@@ -1,5 +1,5 @@
 /* The Redis writer: one thread that drains the queue in batches and writes each batch in one
- * pipeline, reconnecting with backoff while the queue buffers. */
+ * pipeline, probing an unreachable Redis every 200 ms while the queue buffers. */
 #ifndef HB_WRITER_H
 #define HB_WRITER_H
 
@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "log.h"
 #include "queue.h"
 #include "redis.h"
 #include "stats.h"
@@ -33,6 +34,7 @@ struct writer {
     size_t *argvlen;
     char (*numbers)[24];
     size_t scratch_cap; /* entries in argv and argvlen; numbers holds half as many */
+    struct hb_ratelimit connect_log; /* failed connects: warned first, then every 5 s */
     pthread_t thread;
     bool started;
 };
