@@ -15,9 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Exit statuses. */
-enum { EXIT_MISMATCH = 1, EXIT_USAGE = 2, EXIT_REDIS = 3 };
+enum { EXIT_MISMATCH = 1, EXIT_USAGE = 2, EXIT_REDIS = 3, EXIT_INCOMPLETE = 4 };
+
+/* How long a read waits for an incomplete interval (the consumers' watermark passes an
+ * interval's end about 0.1-0.2 s after it) before it answers with EXIT_INCOMPLETE. */
+#define COMPLETE_WAIT_MS 2000
 
 struct options {
     struct hb_config common;
@@ -25,9 +30,12 @@ struct options {
     bool at_given;
     int64_t at_ms;
     const char *verify_file;
+    const char *share_group;
+    bool follow;
 };
 
-enum { OPT_JSON = HB_OPT_FIRST_PROGRAM_OPTION, OPT_DEVICES, OPT_AT, OPT_VERIFY, OPT_VERBOSE };
+enum { OPT_JSON = HB_OPT_FIRST_PROGRAM_OPTION, OPT_DEVICES, OPT_AT, OPT_VERIFY, OPT_VERBOSE,
+       OPT_SHARE_GROUP, OPT_FOLLOW };
 
 static const struct option long_options[] = {
     HB_CONFIG_LONG_OPTIONS,
@@ -36,6 +44,8 @@ static const struct option long_options[] = {
     {"at", required_argument, NULL, OPT_AT},
     {"verify", required_argument, NULL, OPT_VERIFY},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"share-group", required_argument, NULL, OPT_SHARE_GROUP},
+    {"follow", no_argument, NULL, OPT_FOLLOW},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -55,9 +65,14 @@ static const char usage_tail[] =
     "  --verify FILE         compare Redis with a simulator truth file (JSON Lines); prints\n"
     "                        mismatches, exits 1 on any\n"
     "  --verbose             with --verify, print matching lines too\n"
+    "  --follow              with --verify, compare each interval of a truth file that is still\n"
+    "                        being written as soon as it is complete (see README)\n"
+    "  --share-group NAME    the consumers' share group, whose watermark says whether an\n"
+    "                        interval is complete (default hb-consumers)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n\n"
-    "Exit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error.\n";
+    "Exit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error, 4 an interval read\n"
+    "was not complete (still being written, or a consumer is behind).\n";
 
 /* Returns 0 to run, 1 to exit successfully, 2 on a usage error. */
 static int parse_options(struct options *o, int argc, char **argv)
@@ -93,6 +108,16 @@ static int parse_options(struct options *o, int argc, char **argv)
             break;
         case OPT_VERIFY:
             o->verify_file = optarg;
+            break;
+        case OPT_SHARE_GROUP:
+            if (!hb_id_valid(optarg, strlen(optarg))) {
+                HB_ERROR("--share-group: must be an id (A-Z a-z 0-9 . _ - :), got '%s'", optarg);
+                return 2;
+            }
+            o->share_group = optarg;
+            break;
+        case OPT_FOLLOW:
+            o->follow = true;
             break;
         case 'h':
             printf("%s%s%s", usage, hb_config_help, usage_tail);
@@ -179,6 +204,9 @@ static void print_result(const struct options *o, const char *account, int64_t s
     cJSON_AddNumberToObject(obj, "interval_start", (double)start);
     cJSON_AddNumberToObject(obj, "interval_seconds", o->common.interval_s);
     cJSON_AddNumberToObject(obj, "devices", (double)r->devices);
+    /* Only an incomplete row says so, so rows of complete intervals read as before. */
+    if (!r->complete)
+        cJSON_AddBoolToObject(obj, "complete", false);
     if (o->devices) {
         cJSON *ids = cJSON_AddArrayToObject(obj, "device_ids");
         for (size_t i = 0; ids != NULL && i < r->n_device_ids; i++)
@@ -200,11 +228,26 @@ static int check_accounts(const struct options *o, redisContext *c, const struct
     }
     char err[256];
     int rc = 0;
-    if (hb_check_previous(c, (const char *const *)a->ids, a->n, o->at_ms, o->common.interval_s,
-                          o->json && o->devices, results, err, sizeof(err)) < 0) {
+    int64_t give_up = hb_monotonic_ms() + COMPLETE_WAIT_MS;
+    int read;
+    while ((read = hb_check_previous_group(c, (const char *const *)a->ids, a->n, o->at_ms,
+                                           o->common.interval_s, o->share_group,
+                                           o->json && o->devices, results, err,
+                                           sizeof(err))) == 0 &&
+           a->n > 0 && !results[0].complete && hb_monotonic_ms() < give_up) {
+        hb_check_results_finish(results, a->n);
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
+    if (read < 0) {
         HB_ERROR("redis: %s", err);
         rc = EXIT_REDIS;
     } else {
+        if (a->n > 0 && !results[0].complete) {
+            HB_WARN("the interval is not complete: heartbeats are still being written or a "
+                    "consumer of share group %s is behind",
+                    o->share_group ? o->share_group : HB_WATERMARK_GROUP_DEFAULT);
+            rc = EXIT_INCOMPLETE;
+        }
         int64_t start = hb_interval_previous(o->at_ms, (int64_t)o->common.interval_s * 1000);
         for (size_t i = 0; i < a->n; i++)
             print_result(o, a->ids[i], start, &results[i]);

@@ -298,6 +298,8 @@ int main(int argc, char **argv)
         snprintf(default_id, sizeof(default_id), "hb-consumer-%s-%ld", host, (long)getpid());
         o.client_id = default_id;
     }
+    wcfg.group = o.share_group != NULL ? o.share_group : HB_WATERMARK_GROUP_DEFAULT;
+    wcfg.consumer_id = o.client_id;
 
     /* Block the signals before any thread starts, so only sigtimedwait sees them. */
     sigset_t signals;

@@ -29,6 +29,29 @@ static const char write_script[] =
 #define PROBE_MS 200
 #define IDLE_PING_MS 2000
 
+/* The watermark is rewritten at least every WM_REFRESH_MS, and at once when it passes an
+ * interval boundary. An idle consumer claims "now - WM_GUARD_MS": the guard covers a heartbeat
+ * whose receive time paho's thread has taken but which is not in the queue yet. */
+#define WM_REFRESH_MS 1000
+#define WM_GUARD_MS 100
+#define WM_KEY_TTL_MS 3600000 /* the hash outlives its last consumer by an hour */
+
+/* KEYS[1] = watermark hash, ARGV = field, value, TTL in ms, the time before which fields are
+ * forgotten. Past 32 fields the stale ones are cleaned away. */
+static const char watermark_script[] =
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "if redis.call('HLEN', KEYS[1]) > 32 then\n"
+    "  local all = redis.call('HGETALL', KEYS[1])\n"
+    "  for i = 1, #all, 2 do\n"
+    "    local updated = tonumber(string.match(all[i + 1], ' (%d+)'))\n"
+    "    if updated == nil or updated < tonumber(ARGV[4]) then\n"
+    "      redis.call('HDEL', KEYS[1], all[i])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return 1\n";
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -43,6 +66,52 @@ static void disconnect(struct writer *w)
         redisFree(w->redis);
         w->redis = NULL;
     }
+}
+
+/* Writes the watermark field; false (logged, counted, disconnected) when Redis failed. */
+static bool watermark_write(struct writer *w)
+{
+    int64_t now = hb_now_ms();
+    char value[48], ttl[24], forget[24];
+    snprintf(value, sizeof(value), "%lld %lld", (long long)w->wm_ms, (long long)now);
+    snprintf(ttl, sizeof(ttl), "%d", WM_KEY_TTL_MS);
+    snprintf(forget, sizeof(forget), "%lld", (long long)(now - WM_KEY_TTL_MS));
+    const char *argv[] = {"EVAL", watermark_script, "1", w->wm_key, w->cfg.consumer_id,
+                          value, ttl, forget};
+    redisReply *r = redisCommandArgv(w->redis, 8, argv, NULL);
+    bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    if (!ok) {
+        HB_WARN("redis: watermark: %s",
+                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+        atomic_fetch_add(&w->stats->redis_errors, 1);
+    }
+    freeReplyObject(r);
+    if (!ok) {
+        disconnect(w);
+        return false;
+    }
+    w->wm_written_ms = w->wm_ms;
+    w->wm_written_mono = hb_monotonic_ms();
+    return true;
+}
+
+/* With the batch empty: advances the watermark to what is now written or counted, and writes
+ * it when it passed an interval boundary or WM_REFRESH_MS went by. The queue is FIFO and
+ * filled by paho's one receive thread, so what is still queued was received at or after the
+ * last receive time taken out. */
+static void watermark_advance(struct writer *w)
+{
+    int64_t now = hb_now_ms();
+    int64_t wm = queue_length(w->queue) == 0 ? now - WM_GUARD_MS : w->last_taken_ms - 1;
+    if (wm > w->wm_ms)
+        w->wm_ms = wm;
+    if (w->redis == NULL)
+        return;
+    int64_t interval_ms = (int64_t)w->cfg.interval_s * 1000;
+    bool crossed = hb_interval_start(w->wm_ms, interval_ms) >
+                   hb_interval_start(w->wm_written_ms, interval_ms);
+    if (crossed || hb_monotonic_ms() - w->wm_written_mono >= WM_REFRESH_MS)
+        watermark_write(w);
 }
 
 /* Connects and loads the script; false (logged, counted) when Redis is not reachable. */
@@ -73,7 +142,9 @@ static bool connect_redis(struct writer *w)
     }
     HB_INFO("redis: connected");
     atomic_store(&w->stats->redis_up, true);
-    return true;
+    /* Say at once that this consumer is back and how far it got, before the buffered batch
+     * goes out: a reader must not take the old, stale field for a consumer gone. */
+    return watermark_write(w);
 }
 
 /* Replies after which the same write is worth retrying. */
@@ -245,6 +316,17 @@ static void idle_check(struct writer *w, int64_t *next_ms)
     *next_ms = now + IDLE_PING_MS;
 }
 
+/* On a clean stop with nothing held, this consumer's field goes: it is behind on nothing. */
+static void watermark_remove(struct writer *w)
+{
+    if (w->redis == NULL)
+        return;
+    redisReply *r = redisCommand(w->redis, "HDEL %s %s", w->wm_key, w->cfg.consumer_id);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        HB_WARN("redis: cannot remove the watermark of %s", w->cfg.consumer_id);
+    freeReplyObject(r);
+}
+
 /* Counts everything still held as dropped: the batch and what is left in the queue. */
 static void drop_all(struct writer *w)
 {
@@ -271,9 +353,13 @@ static void *writer_main(void *arg)
                 break;
             size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
                                  &drained);
-            if (n == 0 && !drained && !stopping)
+            if (n == 0 && !drained && !stopping) {
                 idle_check(w, &idle_next_ms);
+                watermark_advance(w);
+            }
             for (size_t i = 0; i < n; i++) {
+                if (w->entries[i].received_ms > w->last_taken_ms)
+                    w->last_taken_ms = w->entries[i].received_ms;
                 if (!batch_add(&w->batch, &w->entries[i])) {
                     HB_ERROR("writer: out of memory; dropping a heartbeat");
                     atomic_fetch_add(&w->stats->dropped, 1);
@@ -285,8 +371,10 @@ static void *writer_main(void *arg)
             }
             continue;
         }
-        if ((w->redis != NULL || connect_redis(w)) && write_batch(w))
+        if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
+            watermark_advance(w);
             continue;
+        }
         /* Redis is unreachable: probe again soon, waking early if shutdown begins. */
         if (!stopping && queue_wait_closed(w->queue, PROBE_MS)) {
             stopping = true;
@@ -301,6 +389,7 @@ static void *writer_main(void *arg)
             sleep_ms(PROBE_MS < left ? PROBE_MS : (int)left);
         }
     }
+    watermark_remove(w);
     disconnect(w);
     return NULL;
 }
@@ -312,6 +401,11 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
     w->cfg = *cfg;
     w->queue = queue;
     w->stats = stats;
+    if (hb_watermark_key(w->wm_key, sizeof(w->wm_key), cfg->group) < 0) {
+        HB_ERROR("writer: share group '%s' cannot name a watermark", cfg->group);
+        return false;
+    }
+    w->wm_ms = hb_now_ms() - WM_GUARD_MS;
     w->connect_log.burst = 1;
     w->connect_log.window_ms = 5000;
     batch_init(&w->batch);
