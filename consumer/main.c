@@ -366,6 +366,8 @@ int main(int argc, char **argv)
     rc = 0;
 out_writer:
     writer_finish(&writer);
+    if (rc == 0 && writer.dropped_at_stop > 0)
+        rc = 3; /* stopped, but heartbeats were dropped: a supervisor must know */
     print_stats(stats, &queue);
     queue_finish(&queue);
 out_stats:

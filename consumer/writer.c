@@ -7,6 +7,7 @@
 #include "writer.h"
 
 #include "interval.h"
+#include "seqtrack.h"
 #include "log.h"
 
 #include <errno.h>
@@ -37,7 +38,8 @@ static const char write_script[] =
 #define WM_KEY_TTL_MS 3600000 /* the hash outlives its last consumer by an hour */
 
 /* KEYS[1] = watermark hash, ARGV = field, value, TTL in ms, the time before which fields are
- * forgotten. Past 32 fields the stale ones are cleaned away. */
+ * forgotten, the time from which a field is fresh. Past 32 fields the stale ones are cleaned
+ * away. Returns the fresh fields: the live consumers of the group, this one included. */
 static const char watermark_script[] =
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
@@ -50,7 +52,13 @@ static const char watermark_script[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "return 1\n";
+    "local fresh = 0\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 2, #all, 2 do\n"
+    "  local updated = tonumber(string.match(all[i], ' (%d+)'))\n"
+    "  if updated ~= nil and updated >= tonumber(ARGV[5]) then fresh = fresh + 1 end\n"
+    "end\n"
+    "return fresh\n";
 
 static void sleep_ms(int ms)
 {
@@ -68,22 +76,61 @@ static void disconnect(struct writer *w)
     }
 }
 
+/* Gaps in a device's seq are loss only when this consumer gets all of its heartbeats: alone in
+ * the share group. With peers the broker spreads each device's heartbeats over them, so the
+ * tracker pauses, and starts afresh (forgetting what it saw) when the consumer is alone again. */
+static void track_loss(struct writer *w, bool alone)
+{
+    if (alone && !atomic_load(&w->stats->loss_tracking)) {
+        seqtrack_reset(&w->seqtrack);
+        HB_INFO("loss tracking: alone in share group %s, counting seq gaps", w->cfg.group);
+    } else if (!alone && atomic_load(&w->stats->loss_tracking)) {
+        HB_INFO("loss tracking: share group %s has peers; seq gaps not counted", w->cfg.group);
+    }
+    atomic_store(&w->stats->loss_tracking, alone);
+}
+
+/* Takes one heartbeat from the queue into the batch, noting its receive time and seq. */
+static void take_entry(struct writer *w, const struct queue_entry *e)
+{
+    if (e->received_ms > w->last_taken_ms)
+        w->last_taken_ms = e->received_ms;
+    if (w->oldest_unwritten_ms == 0)
+        w->oldest_unwritten_ms = e->received_ms;
+    if (atomic_load(&w->stats->loss_tracking) && e->seq >= 0) {
+        long long lost = seqtrack_note(&w->seqtrack, e->account, e->device, e->seq,
+                                       hb_monotonic_ms());
+        if (lost > 0)
+            stats_lost(w->stats, (unsigned long long)lost);
+        atomic_store(&w->stats->seq_devices, w->seqtrack.used);
+        atomic_store(&w->stats->seq_restarts, w->seqtrack.restarts);
+        atomic_store(&w->stats->seq_evicted, w->seqtrack.evicted);
+    }
+    if (!batch_add(&w->batch, e)) {
+        HB_ERROR("writer: out of memory; dropping a heartbeat");
+        atomic_fetch_add(&w->stats->dropped, 1);
+    }
+}
+
 /* Writes the watermark field; false (logged, counted, disconnected) when Redis failed. */
 static bool watermark_write(struct writer *w)
 {
     int64_t now = hb_now_ms();
-    char value[48], ttl[24], forget[24];
+    char value[48], ttl[24], forget[24], fresh[24];
     snprintf(value, sizeof(value), "%lld %lld", (long long)w->wm_ms, (long long)now);
     snprintf(ttl, sizeof(ttl), "%d", WM_KEY_TTL_MS);
     snprintf(forget, sizeof(forget), "%lld", (long long)(now - WM_KEY_TTL_MS));
+    snprintf(fresh, sizeof(fresh), "%lld", (long long)(now - HB_WATERMARK_STALE_MS));
     const char *argv[] = {"EVAL", watermark_script, "1", w->wm_key, w->cfg.consumer_id,
-                          value, ttl, forget};
-    redisReply *r = redisCommandArgv(w->redis, 8, argv, NULL);
+                          value, ttl, forget, fresh};
+    redisReply *r = redisCommandArgv(w->redis, 9, argv, NULL);
     bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     if (!ok) {
         HB_WARN("redis: watermark: %s",
                 r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
         atomic_fetch_add(&w->stats->redis_errors, 1);
+    } else {
+        track_loss(w, r->integer <= 1);
     }
     freeReplyObject(r);
     if (!ok) {
@@ -337,6 +384,7 @@ static void drop_all(struct writer *w)
         lost += queue_pop(w->queue, w->entries, w->cfg.batch_size, 0, &drained);
     HB_ERROR("writer: Redis still unreachable at shutdown; dropping %llu heartbeats", lost);
     atomic_fetch_add(&w->stats->dropped, lost);
+    w->dropped_at_stop = lost;
 }
 
 static void *writer_main(void *arg)
@@ -357,14 +405,8 @@ static void *writer_main(void *arg)
                 idle_check(w, &idle_next_ms);
                 watermark_advance(w);
             }
-            for (size_t i = 0; i < n; i++) {
-                if (w->entries[i].received_ms > w->last_taken_ms)
-                    w->last_taken_ms = w->entries[i].received_ms;
-                if (!batch_add(&w->batch, &w->entries[i])) {
-                    HB_ERROR("writer: out of memory; dropping a heartbeat");
-                    atomic_fetch_add(&w->stats->dropped, 1);
-                }
-            }
+            for (size_t i = 0; i < n; i++)
+                take_entry(w, &w->entries[i]);
             if (drained && !stopping) {
                 stopping = true;
                 stop_at = hb_monotonic_ms();
@@ -372,6 +414,8 @@ static void *writer_main(void *arg)
             continue;
         }
         if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
+            atomic_store(&w->stats->write_lag_ms, hb_now_ms() - w->oldest_unwritten_ms);
+            w->oldest_unwritten_ms = 0;
             watermark_advance(w);
             continue;
         }
@@ -406,11 +450,12 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
         return false;
     }
     w->wm_ms = hb_now_ms() - WM_GUARD_MS;
+    atomic_store(&stats->loss_tracking, true);
     w->connect_log.burst = 1;
     w->connect_log.window_ms = 5000;
     batch_init(&w->batch);
     w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
-    if (w->entries == NULL) {
+    if (w->entries == NULL || !seqtrack_init(&w->seqtrack)) {
         HB_ERROR("writer: cannot allocate a batch of %zu: %s", cfg->batch_size, strerror(errno));
         return false;
     }
@@ -436,6 +481,7 @@ void writer_finish(struct writer *w)
     batch_finish(&w->batch);
     free(w->entries);
     w->entries = NULL;
+    seqtrack_finish(&w->seqtrack);
     free(w->argv);
     free(w->argvlen);
     free(w->numbers);

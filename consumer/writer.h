@@ -12,6 +12,7 @@
 #include "log.h"
 #include "queue.h"
 #include "redis.h"
+#include "seqtrack.h"
 #include "stats.h"
 
 struct writer_config {
@@ -42,6 +43,9 @@ struct writer {
     char wm_key[HB_WATERMARK_KEY_MAX];
     int64_t wm_ms, wm_written_ms, wm_written_mono;
     int64_t last_taken_ms; /* the latest receive time taken from the queue */
+    int64_t oldest_unwritten_ms; /* receive time of the batch's first heartbeat; 0 when empty */
+    struct seqtrack seqtrack;
+    unsigned long long dropped_at_stop; /* heartbeats dropped because Redis stayed down */
     struct hb_ratelimit connect_log; /* failed connects: warned first, then every 5 s */
     pthread_t thread;
     bool started;
