@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""The fault matrix on real servers: each scenario breaks one part of the pipeline while a fleet
+of numbered devices publishes, then compares EVERY complete interval with the truth (exact where
+the design promises it) or checks that the loss is counted (where it does not). Run one by hand
+with: HB_BUILD_DIR=build python3 tests/integration/test_faults.py SCENARIO"""
+
+import signal
+import sys
+import time
+
+from faults_harness import (Fleet, healthz, metrics, metrics_args, read_interval,
+                            verify_every_interval)
+from harness import check, check_eq, interval_start, main, now_ms, wait_until
+
+INTERVAL = 5
+ACCOUNTS, PER_ACCOUNT = 30, 5  # 150 devices
+
+
+def setup(env, aof=True, consumer_extra=(), broker_conf=""):
+    redis, broker = env.redis(aof=aof), env.mosquitto(extra_conf=broker_conf)
+    port, margs = metrics_args()
+    consumer = env.consumer([broker], redis, INTERVAL, extra=[*margs, *consumer_extra])
+    fleet = Fleet(env.publisher(broker), ACCOUNTS, PER_ACCOUNT, INTERVAL)
+    return redis, broker, consumer, fleet, port
+
+
+def next_start():
+    return interval_start(now_ms(), INTERVAL) + INTERVAL * 1000
+
+
+def redis_restart(env, sig):
+    redis, _, consumer, fleet, _ = setup(env)
+    first = next_start()
+    wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    fleet.run_for(2)
+    redis.stop(sig)
+    fleet.run_for(1.5)  # buffered by the consumer
+    redis.start()
+    fleet.run_for(INTERVAL * 2)
+    last = interval_start(now_ms(), INTERVAL)
+    verify_every_interval(env, redis, fleet, range(first, last + 1, INTERVAL * 1000))
+    rc, stats = consumer.stop()
+    check_eq((rc, stats["dropped"], stats["expired"], stats["lost"]), (0, 0, 0, 0),
+             "exit status, dropped, expired, lost")
+    check_eq(stats["written"], fleet.sent, "written")
+
+
+def redis_restart_with_aof_is_exact(env):
+    redis_restart(env, signal.SIGTERM)
+
+
+def redis_kill9_with_aof_is_exact(env):
+    redis_restart(env, signal.SIGKILL)
+
+
+def redis_down_longer_than_an_interval_counts_expired(env):
+    redis, _, consumer, fleet, _ = setup(env)
+    first = next_start()
+    wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    fleet.run_for(1)
+    redis.stop(signal.SIGKILL)
+    down_from = now_ms()
+    fleet.run_for(1)
+    # Down until the interval of the buffered heartbeats has expired (one interval after its end).
+    lost_start = interval_start(down_from, INTERVAL)
+    wait_until(lambda: now_ms() >= lost_start + 2 * INTERVAL * 1000 + 200, 3 * INTERVAL,
+               "the buffered interval's keys to expire")
+    redis.start()
+    after = next_start()
+    wait_until(lambda: now_ms() >= after, INTERVAL + 1, "an interval after recovery")
+    fleet.run_for(INTERVAL - 1)
+    stats = consumer.wait_stats(lambda s: s["written"] + s["expired"] >= fleet.sent,
+                                what="every heartbeat written or expired")
+    check(stats["expired"] > 0, "nothing counted expired")
+    check_eq(stats["written"] + stats["expired"], fleet.sent, "written + expired")
+    verify_every_interval(env, redis, fleet, [after])
+    check_eq(consumer.stop()[0], 0, "consumer exit status")
+
+
+def flushall_is_exact_from_the_next_complete_interval(env):
+    redis, _, consumer, fleet, _ = setup(env)
+    fleet.run_for(1.5)
+    redis.cmd("FLUSHALL")
+    after = next_start()
+    wait_until(lambda: now_ms() >= after, INTERVAL + 1, "the next interval")
+    fleet.run_for(INTERVAL * 2)
+    verify_every_interval(env, redis, fleet, [after, after + INTERVAL * 1000])
+    check_eq(consumer.stop()[0], 0, "consumer exit status")
+
+
+def broker_restart_loss_is_counted(env):
+    redis, broker, consumer, fleet, port = setup(env)
+    fleet.run_for(1.5)
+    check_eq(metrics(port)["hb_consumer_loss_tracking"], 1, "loss tracking of a lone consumer")
+    broker.stop()
+    fleet.round(skip=True)  # what the devices sent while the broker was down
+    fleet.round(skip=True)
+    broker.start()
+    consumer.wait_subscribed(2)
+    fleet.pub.client.reconnect()
+    wait_until(fleet.pub.client.is_connected, 10, "the publisher to reconnect")
+    fleet.round()
+    lost = 2 * len(fleet.devices)
+    consumer.wait_stats(lambda s: s["lost"] >= lost, what="the loss counted")
+    check_eq(metrics(port)["hb_consumer_heartbeats_lost_total"], lost, "lost_total")
+    status, body = healthz(port)
+    check_eq(status, 503, "/healthz while loss goes on")
+    check("heartbeats lost" in body, f"/healthz says why: {body!r}")
+    check_eq(consumer.stop()[1]["lost"], lost, "lost at exit")
+
+
+def consumer_kill9_without_peer_loss_is_counted(env):
+    redis, broker, consumer, fleet, _ = setup(env)
+    fleet.run_for(1.5)
+    consumer.proc.stop(signal.SIGKILL)
+    fleet.round(skip=True)  # heartbeats the broker delivered to nobody (no persistent session)
+    port, margs = metrics_args()
+    consumer = env.consumer([broker], redis, INTERVAL, extra=margs, name="consumer2")
+    fleet.round()  # the new consumer learns each device's number: nothing to compare yet
+    fleet.round(skip=True)
+    fleet.round()
+    lost = len(fleet.devices)
+    consumer.wait_stats(lambda s: s["lost"] >= lost, what="the loss counted")
+    check_eq(metrics(port)["hb_consumer_heartbeats_lost_total"], lost, "lost_total")
+    check_eq(consumer.stop()[1]["lost"], lost, "lost at exit")
+
+
+def consumer_kill9_with_peer_is_exact(env):
+    redis, broker, consumer, fleet, _ = setup(env)
+    peer = env.consumer([broker], redis, INTERVAL, name="peer")
+    first = next_start()
+    wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    fleet.run_for(1.5)
+    consumer.proc.stop(signal.SIGKILL)
+    fleet.run_for(INTERVAL * 2)
+    last = interval_start(now_ms(), INTERVAL)
+    verify_every_interval(env, redis, fleet, range(first, last + 1, INTERVAL * 1000))
+    rc, stats = peer.stop()
+    check_eq((rc, stats["dropped"], stats["expired"]), (0, 0, 0), "peer exit, dropped, expired")
+
+
+def redis_slowed_is_exact(env):
+    redis, _, consumer, fleet, _ = setup(env)
+    first = next_start()
+    wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    fleet.run_for(1)
+    redis.cmd("CLIENT", "PAUSE", "1500", "WRITE")
+    fleet.run_for(2)
+    redis.cmd("DEBUG", "SLEEP", "1.5")
+    fleet.run_for(INTERVAL * 2)
+    last = interval_start(now_ms(), INTERVAL)
+    verify_every_interval(env, redis, fleet, range(first, last + 1, INTERVAL * 1000))
+    rc, stats = consumer.stop()
+    check_eq((rc, stats["dropped"], stats["expired"], stats["lost"]), (0, 0, 0, 0),
+             "exit status, dropped, expired, lost")
+
+
+def overload_past_the_broker_queue_loss_is_counted(env):
+    # A consumer that stops reading (SIGSTOP) is what overload looks like to the broker: its
+    # queue for the consumer fills and the rest is dropped without a word.
+    redis, broker, consumer, fleet, port = setup(env, broker_conf="max_queued_messages 100\n")
+    fleet.round()
+    consumer.proc.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            fleet.round()
+    finally:
+        consumer.proc.send_signal(signal.SIGCONT)
+    fleet.round()
+    stats = consumer.wait_stats(lambda s: s["received"] >= 100 + 2 * len(fleet.devices),
+                                what="the queued and the last heartbeats")
+    # Of the 3 rounds sent while stopped the broker kept 100 (plus what was in flight).
+    dropped_by_broker = fleet.sent - stats["received"]
+    check(dropped_by_broker > 0, "the broker dropped nothing: the test did not overload it")
+    consumer.wait_stats(lambda s: s["lost"] >= dropped_by_broker, what="the loss counted")
+    check_eq(metrics(port)["hb_consumer_heartbeats_lost_total"], dropped_by_broker, "lost_total")
+    status, body = healthz(port)
+    check_eq(status, 503, "/healthz after loss")
+    check_eq(consumer.stop()[0], 0, "consumer exit status")
+
+
+def sigterm_while_redis_down_exits_nonzero(env):
+    redis, _, consumer, fleet, _ = setup(env, consumer_extra=["--drain-timeout", "1"])
+    redis.stop()
+    n = fleet.round()
+    consumer.wait_stats(lambda s: s["accepted"] >= n, what="heartbeats buffered")
+    rc, stats = consumer.stop()
+    check_eq(rc, 3, "exit status after dropping heartbeats")
+    check_eq((stats["written"], stats["dropped"]), (0, n), "written, dropped")
+
+
+def hb_check_says_incomplete_while_heartbeats_are_buffered(env):
+    redis, _, consumer, fleet, _ = setup(env)
+    first = next_start()
+    wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    fleet.run_for(1)
+    consumer.proc.send_signal(signal.SIGSTOP)  # a consumer behind: its watermark stands still
+    try:
+        wait_until(lambda: now_ms() >= first + INTERVAL * 1000 + 200, INTERVAL + 1,
+                   "the interval's end")
+        rc, _, complete = read_interval(env, redis, INTERVAL, first, fleet.accounts)
+        check_eq((rc, complete), (4, {False}), "hb-check status and complete flags")
+    finally:
+        consumer.proc.send_signal(signal.SIGCONT)
+    verify_every_interval(env, redis, fleet, [first])
+    check_eq(consumer.stop()[0], 0, "consumer exit status")
+
+
+SCENARIOS = {f.__name__: f for f in [
+    redis_restart_with_aof_is_exact,
+    redis_kill9_with_aof_is_exact,
+    redis_down_longer_than_an_interval_counts_expired,
+    flushall_is_exact_from_the_next_complete_interval,
+    broker_restart_loss_is_counted,
+    consumer_kill9_without_peer_loss_is_counted,
+    consumer_kill9_with_peer_is_exact,
+    redis_slowed_is_exact,
+    overload_past_the_broker_queue_loss_is_counted,
+    sigterm_while_redis_down_exits_nonzero,
+    hb_check_says_incomplete_while_heartbeats_are_buffered,
+]}
+
+if __name__ == "__main__":
+    sys.exit(main(SCENARIOS))
