@@ -259,24 +259,35 @@ static int check_accounts(const struct options *o, redisContext *c, const struct
 
 static int verify(const struct options *o, redisContext *c)
 {
-    FILE *in = strcmp(o->verify_file, "-") == 0 ? stdin : fopen(o->verify_file, "r");
+    /* --follow opens the file itself, when the run has written it. */
+    FILE *in = strcmp(o->verify_file, "-") == 0 ? stdin
+               : o->follow                        ? fopen("/dev/null", "r")
+                                                  : fopen(o->verify_file, "r");
     if (in == NULL) {
         HB_ERROR("--verify %s: %s", o->verify_file, strerror(errno));
         return EXIT_USAGE;
     }
     struct verify_report rep;
-    int rc = verify_truth(c, in, o->common.interval_s, o->at_ms, o->verbose, stdout, &rep);
+    int rc = o->follow ? verify_follow(c, o->verify_file, o->common.interval_s, o->share_group,
+                                       o->verbose, stdout, &rep)
+                       : verify_truth(c, in, o->common.interval_s, o->at_ms, o->verbose,
+                                      stdout, &rep);
     if (in != stdin)
         fclose(in);
-    printf("verify: %ld checked, %ld mismatched, %ld skipped (expired), %ld bad lines\n",
+    printf("verify: %ld checked, %ld mismatched, %ld skipped (expired), %ld bad lines",
            rep.checked, rep.mismatched, rep.skipped, rep.bad_lines);
+    if (o->follow)
+        printf(", %ld intervals read incomplete", rep.incomplete);
+    putchar('\n');
     if (rc < 0)
         return EXIT_REDIS;
     if (rep.checked == 0) {
         HB_ERROR("verify: nothing was compared");
         return EXIT_MISMATCH;
     }
-    return rep.mismatched || rep.bad_lines ? EXIT_MISMATCH : 0;
+    if (rep.mismatched || rep.bad_lines)
+        return EXIT_MISMATCH;
+    return rep.incomplete ? EXIT_INCOMPLETE : 0;
 }
 
 int main(int argc, char **argv)

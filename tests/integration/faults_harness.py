@@ -3,6 +3,7 @@
 each complete interval with that truth through hb-check."""
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,20 +94,48 @@ def wait_complete(env, redis, interval, start, accounts, timeout=None):
     return result["got"]
 
 
-def verify_every_interval(env, redis, fleet, starts, exact=True):
-    """Compares each interval in starts with the fleet's truth once it is complete. Returns the
-    intervals that differ (empty when exact)."""
-    wrong = {}
-    for start in starts:
-        wait_until(lambda: now_ms() >= start + fleet.interval * 1000, fleet.interval * 2,
-                   f"end of interval {start}")
-        got = wait_complete(env, redis, fleet.interval, start, fleet.accounts)
-        want = {a: d for a, d in fleet.truth.get(start, {}).items() if d}
-        if got != want:
-            wrong[start] = (sum(map(len, want.values())), sum(map(len, got.values())))
-    if exact:
-        check_eq(wrong, {}, "intervals differing from the truth (want, got devices)")
-    return wrong
+class Verifier:
+    """Compares every interval from first on with the fleet's truth as soon as hb-check says it
+    is complete, on its own thread, so each interval is read while its keys live (they expire
+    one interval after the interval's end) whatever the scenario does meanwhile."""
+
+    def __init__(self, env, redis, fleet, first):
+        self.env, self.redis, self.fleet = env, redis, fleet
+        self.next = first
+        self.stop_after = None
+        self.wrong, self.done, self.error = {}, [], None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            step = self.fleet.interval * 1000
+            while self.stop_after is None or self.next <= self.stop_after:
+                if now_ms() < self.next + step:
+                    time.sleep(0.05)
+                    continue
+                start = self.next
+                got = wait_complete(self.env, self.redis, self.fleet.interval, start,
+                                    self.fleet.accounts, timeout=self.fleet.interval * 0.9)
+                want = {a: set(d) for a, d in self.fleet.truth.get(start, {}).items() if d}
+                if got != want:
+                    self.wrong[start] = (sum(map(len, want.values())), sum(map(len, got.values())))
+                self.done.append(start)
+                self.next += step
+        except Exception as e:  # reported by finish()
+            self.error = e
+
+    def finish(self, last, exact=True):
+        """Waits until every interval up to last (a start) is compared; checks them."""
+        self.stop_after = last
+        self.thread.join(timeout=(last - self.next) / 1000 + 3 * self.fleet.interval + 10)
+        check(not self.thread.is_alive(), "the verifier did not finish")
+        if self.error is not None:
+            raise self.error
+        check(self.done, "no interval compared")
+        if exact:
+            check_eq(self.wrong, {}, "intervals differing from the truth (want, got devices)")
+        return self.wrong
 
 
 def metrics(port):

@@ -6,10 +6,8 @@ with: HB_BUILD_DIR=build python3 tests/integration/test_faults.py SCENARIO"""
 
 import signal
 import sys
-import time
 
-from faults_harness import (Fleet, healthz, metrics, metrics_args, read_interval,
-                            verify_every_interval)
+from faults_harness import Fleet, Verifier, healthz, metrics, metrics_args, read_interval
 from harness import check, check_eq, interval_start, main, now_ms, wait_until
 
 INTERVAL = 5
@@ -32,13 +30,13 @@ def redis_restart(env, sig):
     redis, _, consumer, fleet, _ = setup(env)
     first = next_start()
     wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    verifier = Verifier(env, redis, fleet, first)
     fleet.run_for(2)
     redis.stop(sig)
     fleet.run_for(1.5)  # buffered by the consumer
     redis.start()
     fleet.run_for(INTERVAL * 2)
-    last = interval_start(now_ms(), INTERVAL)
-    verify_every_interval(env, redis, fleet, range(first, last + 1, INTERVAL * 1000))
+    verifier.finish(interval_start(now_ms(), INTERVAL) - INTERVAL * 1000)
     rc, stats = consumer.stop()
     check_eq((rc, stats["dropped"], stats["expired"], stats["lost"]), (0, 0, 0, 0),
              "exit status, dropped, expired, lost")
@@ -68,12 +66,13 @@ def redis_down_longer_than_an_interval_counts_expired(env):
     redis.start()
     after = next_start()
     wait_until(lambda: now_ms() >= after, INTERVAL + 1, "an interval after recovery")
+    verifier = Verifier(env, redis, fleet, after)
     fleet.run_for(INTERVAL - 1)
     stats = consumer.wait_stats(lambda s: s["written"] + s["expired"] >= fleet.sent,
                                 what="every heartbeat written or expired")
     check(stats["expired"] > 0, "nothing counted expired")
     check_eq(stats["written"] + stats["expired"], fleet.sent, "written + expired")
-    verify_every_interval(env, redis, fleet, [after])
+    verifier.finish(after)
     check_eq(consumer.stop()[0], 0, "consumer exit status")
 
 
@@ -83,8 +82,9 @@ def flushall_is_exact_from_the_next_complete_interval(env):
     redis.cmd("FLUSHALL")
     after = next_start()
     wait_until(lambda: now_ms() >= after, INTERVAL + 1, "the next interval")
+    verifier = Verifier(env, redis, fleet, after)
     fleet.run_for(INTERVAL * 2)
-    verify_every_interval(env, redis, fleet, [after, after + INTERVAL * 1000])
+    verifier.finish(after + INTERVAL * 1000)
     check_eq(consumer.stop()[0], 0, "consumer exit status")
 
 
@@ -130,11 +130,11 @@ def consumer_kill9_with_peer_is_exact(env):
     peer = env.consumer([broker], redis, INTERVAL, name="peer")
     first = next_start()
     wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    verifier = Verifier(env, redis, fleet, first)
     fleet.run_for(1.5)
     consumer.proc.stop(signal.SIGKILL)
     fleet.run_for(INTERVAL * 2)
-    last = interval_start(now_ms(), INTERVAL)
-    verify_every_interval(env, redis, fleet, range(first, last + 1, INTERVAL * 1000))
+    verifier.finish(interval_start(now_ms(), INTERVAL) - INTERVAL * 1000)
     rc, stats = peer.stop()
     check_eq((rc, stats["dropped"], stats["expired"]), (0, 0, 0), "peer exit, dropped, expired")
 
@@ -143,13 +143,13 @@ def redis_slowed_is_exact(env):
     redis, _, consumer, fleet, _ = setup(env)
     first = next_start()
     wait_until(lambda: now_ms() >= first, INTERVAL + 1, "a fresh interval")
+    verifier = Verifier(env, redis, fleet, first)
     fleet.run_for(1)
     redis.cmd("CLIENT", "PAUSE", "1500", "WRITE")
     fleet.run_for(2)
     redis.cmd("DEBUG", "SLEEP", "1.5")
     fleet.run_for(INTERVAL * 2)
-    last = interval_start(now_ms(), INTERVAL)
-    verify_every_interval(env, redis, fleet, range(first, last + 1, INTERVAL * 1000))
+    verifier.finish(interval_start(now_ms(), INTERVAL) - INTERVAL * 1000)
     rc, stats = consumer.stop()
     check_eq((rc, stats["dropped"], stats["expired"], stats["lost"]), (0, 0, 0, 0),
              "exit status, dropped, expired, lost")
@@ -202,7 +202,7 @@ def hb_check_says_incomplete_while_heartbeats_are_buffered(env):
         check_eq((rc, complete), (4, {False}), "hb-check status and complete flags")
     finally:
         consumer.proc.send_signal(signal.SIGCONT)
-    verify_every_interval(env, redis, fleet, [first])
+    Verifier(env, redis, fleet, first).finish(first)
     check_eq(consumer.stop()[0], 0, "consumer exit status")
 
 
