@@ -450,7 +450,7 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
         return false;
     }
     w->wm_ms = hb_now_ms() - WM_GUARD_MS;
-    atomic_store(&stats->loss_tracking, true);
+    atomic_store(&stats->loss_tracking, false); /* until the watermark hash says alone */
     w->connect_log.burst = 1;
     w->connect_log.window_ms = 5000;
     batch_init(&w->batch);

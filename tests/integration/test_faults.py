@@ -116,6 +116,9 @@ def consumer_kill9_without_peer_loss_is_counted(env):
     fleet.round(skip=True)  # heartbeats the broker delivered to nobody (no persistent session)
     port, margs = metrics_args()
     consumer = env.consumer([broker], redis, INTERVAL, extra=margs, name="consumer2")
+    # The killed consumer's watermark field looks alive for 5 s; only then is this one alone.
+    wait_until(lambda: metrics(port)["hb_consumer_loss_tracking"] == 1, 15,
+               "the new consumer to count loss")
     fleet.round()  # the new consumer learns each device's number: nothing to compare yet
     fleet.round(skip=True)
     fleet.round()
@@ -147,7 +150,9 @@ def redis_slowed_is_exact(env):
     fleet.run_for(1)
     redis.cmd("CLIENT", "PAUSE", "1500", "WRITE")
     fleet.run_for(2)
-    redis.cmd("DEBUG", "SLEEP", "1.5")
+    # What DEBUG SLEEP does (the harness' Redis refuses DEBUG): a script that holds Redis 1.5 s.
+    redis.cmd("EVAL", "local t = redis.call('TIME') local e = t[1] * 1e6 + t[2] + 1500000 "
+              "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= e return 1", "0")
     fleet.run_for(INTERVAL * 2)
     verifier.finish(interval_start(now_ms(), INTERVAL) - INTERVAL * 1000)
     rc, stats = consumer.stop()
@@ -167,13 +172,12 @@ def overload_past_the_broker_queue_loss_is_counted(env):
     finally:
         consumer.proc.send_signal(signal.SIGCONT)
     fleet.round()
-    stats = consumer.wait_stats(lambda s: s["received"] >= 100 + 2 * len(fleet.devices),
-                                what="the queued and the last heartbeats")
-    # Of the 3 rounds sent while stopped the broker kept 100 (plus what was in flight).
-    dropped_by_broker = fleet.sent - stats["received"]
-    check(dropped_by_broker > 0, "the broker dropped nothing: the test did not overload it")
-    consumer.wait_stats(lambda s: s["lost"] >= dropped_by_broker, what="the loss counted")
-    check_eq(metrics(port)["hb_consumer_heartbeats_lost_total"], dropped_by_broker, "lost_total")
+    # Every heartbeat is received or, seen as a gap before the last round, counted lost.
+    stats = consumer.wait_stats(lambda s: s["received"] + s["lost"] >= fleet.sent,
+                                what="every heartbeat received or counted lost")
+    check_eq(stats["received"] + stats["lost"], fleet.sent, "received + lost")
+    check(stats["lost"] > 0, "the broker dropped nothing: the test did not overload it")
+    check_eq(metrics(port)["hb_consumer_heartbeats_lost_total"], stats["lost"], "lost_total")
     status, body = healthz(port)
     check_eq(status, 503, "/healthz after loss")
     check_eq(consumer.stop()[0], 0, "consumer exit status")
@@ -196,8 +200,7 @@ def hb_check_says_incomplete_while_heartbeats_are_buffered(env):
     fleet.run_for(1)
     consumer.proc.send_signal(signal.SIGSTOP)  # a consumer behind: its watermark stands still
     try:
-        wait_until(lambda: now_ms() >= first + INTERVAL * 1000 + 200, INTERVAL + 1,
-                   "the interval's end")
+        # Read at once: its field stays fresh (5 s) through hb-check's 2 s wait.
         rc, _, complete = read_interval(env, redis, INTERVAL, first, fleet.accounts)
         check_eq((rc, complete), (4, {False}), "hb-check status and complete flags")
     finally:
