@@ -209,6 +209,25 @@ def hb_check_says_incomplete_while_heartbeats_are_buffered(env):
     check_eq(consumer.stop()[0], 0, "consumer exit status")
 
 
+def simulator_run_has_every_interval_verified(env):
+    # hb-check --follow reads each interval while its keys live; the truth comes at the end.
+    redis, broker = env.redis(), env.mosquitto()
+    consumer = env.consumer([broker], redis, INTERVAL)
+    truth = f"{env.dir}/truth.jsonl"
+    follow = env.start("checker/hb-check", "--redis", redis.uri, "--interval", INTERVAL,
+                       "--verify", truth, "--follow", name="follow")
+    env.run("publisher-sim/hb-sim", "--broker", broker.uri, "--interval", INTERVAL,
+            "--accounts", 30, "--devices-per-account", "1-8", "--heartbeat", "1",
+            "--duration", INTERVAL * 4, "--seed", 9, "--truth", truth, "--quiet", check_rc=0)
+    check_eq(follow.wait(timeout=INTERVAL * 4), 0, "hb-check --follow exit status")
+    out = follow.output()
+    intervals = [line for line in out.splitlines() if line.startswith("interval ")]
+    check(len(intervals) >= 3, f"intervals compared: {intervals}")
+    check(all(", 0 mismatched" in line for line in intervals), f"per interval: {intervals}")
+    check(" 0 checked" not in out and "0 intervals read incomplete" in out, f"summary: {out}")
+    check_eq(consumer.stop()[0], 0, "consumer exit status")
+
+
 SCENARIOS = {f.__name__: f for f in [
     redis_restart_with_aof_is_exact,
     redis_kill9_with_aof_is_exact,
@@ -221,6 +240,7 @@ SCENARIOS = {f.__name__: f for f in [
     overload_past_the_broker_queue_loss_is_counted,
     sigterm_while_redis_down_exits_nonzero,
     hb_check_says_incomplete_while_heartbeats_are_buffered,
+    simulator_run_has_every_interval_verified,
 ]}
 
 if __name__ == "__main__":
