@@ -163,7 +163,8 @@ def redis_slowed_is_exact(env):
 def overload_past_the_broker_queue_loss_is_counted(env):
     # A consumer that stops reading (SIGSTOP) is what overload looks like to the broker: its
     # queue for the consumer fills and the rest is dropped without a word.
-    redis, broker, consumer, fleet, port = setup(env, broker_conf="max_queued_messages 100\n")
+    # The queue holds more than one round (150), so only the rounds sent while stopped overflow.
+    redis, broker, consumer, fleet, port = setup(env, broker_conf="max_queued_messages 200\n")
     fleet.round()
     consumer.proc.send_signal(signal.SIGSTOP)
     try:
@@ -171,6 +172,15 @@ def overload_past_the_broker_queue_loss_is_counted(env):
             fleet.round()
     finally:
         consumer.proc.send_signal(signal.SIGCONT)
+    # Let the broker's queue drain first, or the last round could be dropped too (and its gaps
+    # never seen): received unchanged over a stats line (1 s).
+    seen = []
+
+    def drained():
+        stats = consumer.wait_stats(lambda s: True, what="a stats line")
+        seen.append(stats["received"])
+        return len(seen) > 12 and seen[-1] == seen[-12]
+    wait_until(drained, 20, "the broker's queue drained", interval=0.1)
     fleet.round()
     # Every heartbeat is received or, seen as a gap before the last round, counted lost.
     stats = consumer.wait_stats(lambda s: s["received"] + s["lost"] >= fleet.sent,
