@@ -15,9 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Exit statuses. */
-enum { EXIT_MISMATCH = 1, EXIT_USAGE = 2, EXIT_REDIS = 3 };
+enum { EXIT_MISMATCH = 1, EXIT_USAGE = 2, EXIT_REDIS = 3, EXIT_INCOMPLETE = 4 };
+
+/* How long a read waits for an incomplete interval (the consumers' watermark passes an
+ * interval's end about 0.1-0.2 s after it) before it answers with EXIT_INCOMPLETE. */
+#define COMPLETE_WAIT_MS 2000
 
 struct options {
     struct hb_config common;
@@ -26,6 +31,8 @@ struct options {
     long at_s;
     int64_t at_ms; /* --at, or now */
     const char *verify_file;
+    const char *share_group;
+    bool follow;
 };
 
 static const struct hb_option check_options[] = {
@@ -57,6 +64,18 @@ static const struct hb_option check_options[] = {
      .name = "verbose",
      HB_OPTION_FIELD(struct options, verbose),
      .help = "with --verify, print matching lines too"},
+    {.type = HB_OPTION_FLAG,
+     .name = "follow",
+     HB_OPTION_FIELD(struct options, follow),
+     .help = "with --verify, compare each interval of a truth file that is still\n"
+             "being written as soon as it is complete (see README)"},
+    {.type = HB_OPTION_ID,
+     .name = "share-group",
+     .metavar = "NAME",
+     HB_OPTION_FIELD(struct options, share_group),
+     .error = "must be an id (A-Z a-z 0-9 . _ - :), got '%s'",
+     .help = "the consumers' share group, whose watermark says whether an\n"
+             "interval is complete (default hb-consumers)"},
 };
 
 static const struct hb_options_spec spec = {
@@ -66,7 +85,8 @@ static const struct hb_options_spec spec = {
              "Print the number of distinct devices of each ACCOUNT in the last complete interval\n"
              "(the one before the interval containing now, or --at). ACCOUNT '-' reads ids from "
              "stdin,\none per line.\n\n",
-    .epilogue = "\nExit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error.\n",
+    .epilogue = "\nExit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error, 4 an interval "
+                "read\nwas not complete (still being written, or a consumer is behind).\n",
     .groups = {HB_CONFIG_GROUP(struct options, common),
                {check_options, sizeof(check_options) / sizeof(check_options[0]), 0}},
     .n_groups = 2,
@@ -155,6 +175,9 @@ static void print_result(const struct options *o, const char *account, int64_t s
     cJSON_AddNumberToObject(obj, "interval_start", (double)start);
     cJSON_AddNumberToObject(obj, "interval_seconds", o->common.interval_s);
     cJSON_AddNumberToObject(obj, "devices", (double)r->devices);
+    /* Only an incomplete row says so, so rows of complete intervals read as before. */
+    if (!r->complete)
+        cJSON_AddBoolToObject(obj, "complete", false);
     if (o->devices) {
         cJSON *ids = cJSON_AddArrayToObject(obj, "device_ids");
         for (size_t i = 0; ids != NULL && i < r->n_device_ids; i++)
@@ -176,11 +199,26 @@ static int check_accounts(const struct options *o, redisContext *c, const struct
     }
     char err[256];
     int rc = 0;
-    if (hb_check_previous(c, (const char *const *)a->ids, a->n, o->at_ms, o->common.interval_s,
-                          o->json && o->devices, results, err, sizeof(err)) < 0) {
+    int64_t give_up = hb_monotonic_ms() + COMPLETE_WAIT_MS;
+    int read;
+    while ((read = hb_check_previous_group(c, (const char *const *)a->ids, a->n, o->at_ms,
+                                           o->common.interval_s, o->share_group,
+                                           o->json && o->devices, results, err,
+                                           sizeof(err))) == 0 &&
+           a->n > 0 && !results[0].complete && hb_monotonic_ms() < give_up) {
+        hb_check_results_finish(results, a->n);
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
+    if (read < 0) {
         HB_ERROR("redis: %s", err);
         rc = EXIT_REDIS;
     } else {
+        if (a->n > 0 && !results[0].complete) {
+            HB_WARN("the interval is not complete: heartbeats are still being written or a "
+                    "consumer of share group %s is behind",
+                    o->share_group ? o->share_group : HB_WATERMARK_GROUP_DEFAULT);
+            rc = EXIT_INCOMPLETE;
+        }
         int64_t start = hb_interval_previous(o->at_ms, (int64_t)o->common.interval_s * 1000);
         for (size_t i = 0; i < a->n; i++)
             print_result(o, a->ids[i], start, &results[i]);
@@ -192,24 +230,35 @@ static int check_accounts(const struct options *o, redisContext *c, const struct
 
 static int verify(const struct options *o, redisContext *c)
 {
-    FILE *in = strcmp(o->verify_file, "-") == 0 ? stdin : fopen(o->verify_file, "r");
+    /* --follow opens the file itself, when the run has written it. */
+    FILE *in = strcmp(o->verify_file, "-") == 0 ? stdin
+               : o->follow                        ? fopen("/dev/null", "r")
+                                                  : fopen(o->verify_file, "r");
     if (in == NULL) {
         HB_ERROR("--verify %s: %s", o->verify_file, strerror(errno));
         return EXIT_USAGE;
     }
     struct verify_report rep;
-    int rc = verify_truth(c, in, o->common.interval_s, o->at_ms, o->verbose, stdout, &rep);
+    int rc = o->follow ? verify_follow(c, o->verify_file, o->common.interval_s, o->share_group,
+                                       o->verbose, stdout, &rep)
+                       : verify_truth(c, in, o->common.interval_s, o->at_ms, o->verbose,
+                                      stdout, &rep);
     if (in != stdin)
         fclose(in);
-    printf("verify: %ld checked, %ld mismatched, %ld skipped (expired), %ld bad lines\n",
+    printf("verify: %ld checked, %ld mismatched, %ld skipped (expired), %ld bad lines",
            rep.checked, rep.mismatched, rep.skipped, rep.bad_lines);
+    if (o->follow)
+        printf(", %ld intervals read incomplete", rep.incomplete);
+    putchar('\n');
     if (rc < 0)
         return EXIT_REDIS;
     if (rep.checked == 0) {
         HB_ERROR("verify: nothing was compared");
         return EXIT_MISMATCH;
     }
-    return rep.mismatched || rep.bad_lines ? EXIT_MISMATCH : 0;
+    if (rep.mismatched || rep.bad_lines)
+        return EXIT_MISMATCH;
+    return rep.incomplete ? EXIT_INCOMPLETE : 0;
 }
 
 int main(int argc, char **argv)

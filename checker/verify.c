@@ -8,9 +8,12 @@
 #include "log.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 struct truth_line {
     int64_t interval_start;
@@ -209,5 +212,306 @@ int verify_truth(redisContext *c, FILE *in, int interval_s, int64_t now_ms, bool
         truth_line_free(&group[i]);
     free(group);
     free(text);
+    return rc;
+}
+
+/* --follow: what Redis held for one interval, read when it was complete. */
+struct snapshot {
+    int64_t interval_start;
+    bool complete;
+    struct truth_line *accounts; /* devices as Redis had them */
+    size_t n;
+};
+
+struct follow {
+    struct snapshot *snaps;
+    size_t n, cap;
+};
+
+static void follow_finish(struct follow *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        for (size_t j = 0; j < f->snaps[i].n; j++)
+            truth_line_free(&f->snaps[i].accounts[j]);
+        free(f->snaps[i].accounts);
+    }
+    free(f->snaps);
+}
+
+/* Adds the hash at key (an HKEYS reply r) to the snapshot s as one account. */
+static bool snapshot_add(struct snapshot *s, const char *key, const redisReply *r)
+{
+    const char *open = strchr(key, '{'), *close = strchr(key, '}');
+    if (open == NULL || close == NULL || close - open - 1 > HB_ID_MAX)
+        return true; /* not one of ours */
+    struct truth_line *a = realloc(s->accounts, (s->n + 1) * sizeof(*a));
+    if (a == NULL)
+        return false;
+    s->accounts = a;
+    struct truth_line *t = &a[s->n];
+    memset(t, 0, sizeof(*t));
+    memcpy(t->account, open + 1, (size_t)(close - open - 1));
+    t->interval_start = s->interval_start;
+    t->devices = calloc(r->elements + 1, sizeof(char *));
+    if (t->devices == NULL)
+        return false;
+    s->n++;
+    for (size_t i = 0; i < r->elements; i++) {
+        if ((t->devices[i] = strdup(r->element[i]->str)) == NULL)
+            return false;
+        t->n_devices++;
+    }
+    qsort(t->devices, t->n_devices, sizeof(char *), compare_strings);
+    return true;
+}
+
+/* Reads every account's keys of the interval into s: SCAN for hb:{*}:<start>, then HKEYS. */
+static int snapshot_read(redisContext *c, struct snapshot *s)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof(pattern), "hb:{*}:%" PRId64, s->interval_start);
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            HB_ERROR("verify: SCAN: %s", r == NULL ? c->errstr : "unexpected reply");
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++)
+            redisAppendCommand(c, "HKEYS %s", keys->element[i]->str);
+        int rc = 0;
+        for (size_t i = 0; i < keys->elements; i++) {
+            redisReply *h = NULL;
+            if (redisGetReply(c, (void **)&h) != REDIS_OK || h == NULL) {
+                HB_ERROR("verify: HKEYS: %s", c->errstr);
+                freeReplyObject(r);
+                return -1;
+            }
+            if (rc == 0 && h->type == REDIS_REPLY_ARRAY &&
+                !snapshot_add(s, keys->element[i]->str, h))
+                rc = -1;
+            freeReplyObject(h);
+        }
+        freeReplyObject(r);
+        if (rc < 0) {
+            HB_ERROR("verify: out of memory");
+            return -1;
+        }
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* Reads the interval starting at start when it is complete or about to expire. Returns 1 when
+ * read, 0 when not yet, -1 on error. */
+static int follow_interval(redisContext *c, struct follow *f, int64_t start, int interval_s,
+                           const char *group, int64_t now)
+{
+    char wm_key[HB_WATERMARK_KEY_MAX];
+    hb_watermark_key(wm_key, sizeof(wm_key), group ? group : HB_WATERMARK_GROUP_DEFAULT);
+    redisReply *r = redisCommand(c, "HGETALL %s", wm_key);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        HB_ERROR("verify: watermark: %s", r == NULL ? c->errstr : "not a hash");
+        freeReplyObject(r);
+        return -1;
+    }
+    int64_t interval_ms = (int64_t)interval_s * 1000;
+    bool complete = hb_watermark_complete(r, start + interval_ms, now);
+    freeReplyObject(r);
+    if (!complete && hb_interval_ttl_ms(start, interval_ms, now) > interval_ms / 4)
+        return 0;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        struct snapshot *s = realloc(f->snaps, cap * sizeof(*s));
+        if (s == NULL)
+            return -1;
+        f->snaps = s;
+        f->cap = cap;
+    }
+    struct snapshot *s = &f->snaps[f->n++];
+    memset(s, 0, sizeof(*s));
+    s->interval_start = start;
+    s->complete = complete;
+    return snapshot_read(c, s) < 0 ? -1 : 1;
+}
+
+static const struct snapshot *follow_find(const struct follow *f, int64_t start)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->snaps[i].interval_start == start)
+            return &f->snaps[i];
+    }
+    return NULL;
+}
+
+/* The truth file is complete when it ends with a newline and has not changed for a second. */
+static bool truth_settled(const char *path, struct stat *last, int64_t *same_since, int64_t now)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || st.st_size == 0)
+        return false;
+    if (st.st_size != last->st_size || st.st_mtim.tv_sec != last->st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != last->st_mtim.tv_nsec) {
+        *last = st;
+        *same_since = now;
+        return false;
+    }
+    if (now - *same_since < 1000)
+        return false;
+    FILE *in = fopen(path, "r");
+    if (in == NULL || fseek(in, -1, SEEK_END) != 0) {
+        if (in != NULL)
+            fclose(in);
+        return false;
+    }
+    bool ends = fgetc(in) == '\n';
+    fclose(in);
+    return ends;
+}
+
+/* The last interval the truth file names, or INT64_MIN. */
+static int64_t truth_last_interval(const char *path, int interval_s)
+{
+    FILE *in = fopen(path, "r");
+    int64_t last = INT64_MIN;
+    char *text = NULL;
+    size_t cap = 0;
+    struct truth_line t;
+    while (in != NULL && getline(&text, &cap, in) >= 0) {
+        if (parse_line(text, &t)) {
+            if (t.interval_start > last &&
+                hb_interval_start(t.interval_start, (int64_t)interval_s * 1000) == t.interval_start)
+                last = t.interval_start;
+            truth_line_free(&t);
+        }
+    }
+    free(text);
+    if (in != NULL)
+        fclose(in);
+    return last;
+}
+
+/* Compares the truth with the snapshots, one summary line per interval. */
+static int follow_compare(const struct follow *f, const char *path, int interval_s,
+                          bool verbose, FILE *out, struct verify_report *report)
+{
+    FILE *in = fopen(path, "r");
+    if (in == NULL) {
+        HB_ERROR("--verify %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t cap = 0;
+    long lineno = 0;
+    int64_t current = INT64_MIN;
+    long checked = 0, mismatched = 0;
+    const struct snapshot *snap = NULL;
+    for (;;) {
+        ssize_t len = getline(&text, &cap, in);
+        struct truth_line t;
+        bool have = false;
+        if (len >= 0) {
+            lineno++;
+            if (strspn(text, " \t\r\n") == (size_t)len)
+                continue;
+            if (!parse_line(text, &t) || hb_interval_start(t.interval_start,
+                                                           (int64_t)interval_s * 1000) !=
+                                             t.interval_start) {
+                HB_ERROR("truth line %ld: not a truth object of a %ds interval", lineno,
+                         interval_s);
+                report->bad_lines++;
+                continue;
+            }
+            have = true;
+        }
+        if (snap != NULL && (!have || t.interval_start != current)) {
+            fprintf(out, "interval %" PRId64 ": %ld checked, %ld mismatched%s\n", current,
+                    checked, mismatched, snap->complete ? "" : " (read incomplete)");
+            snap = NULL;
+        }
+        if (!have)
+            break;
+        if (t.interval_start != current) {
+            current = t.interval_start;
+            checked = mismatched = 0;
+            snap = follow_find(f, current);
+            if (snap != NULL && !snap->complete)
+                report->incomplete++;
+        }
+        if (snap == NULL) {
+            report->skipped++;
+            truth_line_free(&t);
+            continue;
+        }
+        struct hb_check_result got = {0};
+        for (size_t i = 0; i < snap->n; i++) {
+            if (strcmp(snap->accounts[i].account, t.account) == 0) {
+                got.device_ids = snap->accounts[i].devices;
+                got.n_device_ids = snap->accounts[i].n_devices;
+                got.devices = (long long)got.n_device_ids;
+            }
+        }
+        bool same = same_ids(&t, &got);
+        checked++;
+        report->checked++;
+        if (!same) {
+            mismatched++;
+            report->mismatched++;
+        }
+        if (!same || verbose) {
+            fprintf(out, "%s account=%s interval_start=%" PRId64 " expected=%zu got=%lld",
+                    same ? "ok" : "MISMATCH", t.account, t.interval_start, t.n_devices,
+                    got.devices);
+            if (!same) {
+                fputs(" missing=", out);
+                print_difference(out, t.devices, t.n_devices, got.device_ids, got.n_device_ids);
+                fputs(" extra=", out);
+                print_difference(out, got.device_ids, got.n_device_ids, t.devices, t.n_devices);
+            }
+            fputc('\n', out);
+        }
+        truth_line_free(&t);
+    }
+    free(text);
+    fclose(in);
+    return 0;
+}
+
+int verify_follow(redisContext *c, const char *path, int interval_s, const char *group,
+                  bool verbose, FILE *out, struct verify_report *report)
+{
+    memset(report, 0, sizeof(*report));
+    int64_t interval_ms = (int64_t)interval_s * 1000;
+    /* The interval before the one in progress still lives: it is the first one read. */
+    int64_t next = hb_interval_previous(hb_now_ms(), interval_ms);
+    struct follow f = {0};
+    struct stat last = {0};
+    int64_t same_since = 0;
+    int rc = 0;
+    for (;;) {
+        int64_t now = hb_now_ms();
+        /* Read every interval that ended, in order, as each becomes complete. */
+        while (rc == 0 && now >= next + interval_ms) {
+            int got = follow_interval(c, &f, next, interval_s, group, now);
+            if (got < 0)
+                rc = -1;
+            if (got <= 0)
+                break;
+            next += interval_ms;
+        }
+        if (rc < 0)
+            break;
+        if (truth_settled(path, &last, &same_since, hb_monotonic_ms())) {
+            int64_t want = truth_last_interval(path, interval_s);
+            if (want == INT64_MIN || want < next)
+                break;
+        }
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
+    if (rc == 0)
+        rc = follow_compare(&f, path, interval_s, verbose, out, report);
+    follow_finish(&f);
     return rc;
 }

@@ -1,7 +1,9 @@
 /* The read side. All queries of one call go out in one pipeline and the replies are read in
- * order, so checking a thousand accounts costs one round trip, not a thousand. */
+ * order, so checking a thousand accounts costs one round trip, not a thousand; the watermark
+ * that says whether the interval is complete rides in the same pipeline. */
 #include "check.h"
 
+#include "ids.h"
 #include "interval.h"
 #include "key.h"
 
@@ -36,14 +38,50 @@ static int take_ids(const redisReply *r, struct hb_check_result *res)
     return 0;
 }
 
-int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
-                      int64_t interval_start_ms, bool want_ids, struct hb_check_result *results,
-                      char *err, size_t errlen)
+int hb_watermark_key(char *buf, size_t size, const char *group)
+{
+    size_t len = strlen(group);
+    if (!hb_id_valid(group, len) || size < HB_WATERMARK_KEY_MAX) {
+        if (size > 0)
+            buf[0] = '\0';
+        return -1;
+    }
+    return snprintf(buf, size, "hbwm:{%s}", group);
+}
+
+bool hb_watermark_complete(const redisReply *r, int64_t end_ms, int64_t now_ms)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *v = r->element[i + 1];
+        long long wm, updated;
+        if (v->type != REDIS_REPLY_STRING || sscanf(v->str, "%lld %lld", &wm, &updated) != 2)
+            continue;
+        if (updated < now_ms - HB_WATERMARK_STALE_MS)
+            continue;
+        if (wm < end_ms)
+            return false;
+    }
+    return true;
+}
+
+/* Reads the accounts' keys of one interval, and with wm_key the watermark first, all in one
+ * pipeline. */
+static int check_pipeline(redisContext *c, const char *const *accounts, size_t n,
+                          int64_t interval_start_ms, int64_t interval_end_ms, const char *wm_key,
+                          bool want_ids, struct hb_check_result *results, char *err,
+                          size_t errlen)
 {
     memset(results, 0, n * sizeof(*results));
+    for (size_t i = 0; i < n; i++)
+        results[i].complete = true;
     bool *queried = calloc(n ? n : 1, sizeof(bool));
     if (queried == NULL) {
         snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (wm_key != NULL && redisAppendCommand(c, "HGETALL %s", wm_key) != REDIS_OK) {
+        snprintf(err, errlen, "queue command: %s", c->errstr);
+        free(queried);
         return -1;
     }
     char key[HB_KEY_MAX];
@@ -58,7 +96,27 @@ int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
         queried[i] = true;
     }
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    if (wm_key != NULL) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+            snprintf(err, errlen, "read reply: %s", c->errstr[0] ? c->errstr : "no reply");
+            free(queried);
+            return -1;
+        }
+        bool complete = true;
+        if (r->type == REDIS_REPLY_ARRAY) {
+            complete = hb_watermark_complete(r, interval_end_ms, hb_now_ms());
+        } else {
+            snprintf(err, errlen, "watermark %s: %s", wm_key,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not a hash");
+            rc = -1;
+        }
+        freeReplyObject(r);
+        for (size_t i = 0; i < n; i++)
+            results[i].complete = complete;
+    }
+    /* Every reply is read, even after an error, so the connection stays usable. */
+    for (size_t i = 0; i < n; i++) {
         if (!queried[i])
             continue;
         redisReply *r = NULL;
@@ -85,6 +143,39 @@ int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
     }
     free(queried);
     return rc;
+}
+
+int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
+                      int64_t interval_start_ms, bool want_ids, struct hb_check_result *results,
+                      char *err, size_t errlen)
+{
+    return check_pipeline(c, accounts, n, interval_start_ms, 0, NULL, want_ids, results, err,
+                          errlen);
+}
+
+int hb_check_interval_group(redisContext *c, const char *const *accounts, size_t n,
+                            int64_t interval_start_ms, int interval_s, const char *group,
+                            bool want_ids, struct hb_check_result *results, char *err,
+                            size_t errlen)
+{
+    char wm_key[HB_WATERMARK_KEY_MAX];
+    if (hb_watermark_key(wm_key, sizeof(wm_key),
+                         group != NULL ? group : HB_WATERMARK_GROUP_DEFAULT) < 0) {
+        snprintf(err, errlen, "share group: not an id");
+        return -1;
+    }
+    return check_pipeline(c, accounts, n, interval_start_ms,
+                          interval_start_ms + (int64_t)interval_s * 1000, wm_key, want_ids,
+                          results, err, errlen);
+}
+
+int hb_check_previous_group(redisContext *c, const char *const *accounts, size_t n,
+                            int64_t at_ms, int interval_s, const char *group, bool want_ids,
+                            struct hb_check_result *results, char *err, size_t errlen)
+{
+    int64_t start = hb_interval_previous(at_ms, (int64_t)interval_s * 1000);
+    return hb_check_interval_group(c, accounts, n, start, interval_s, group, want_ids, results,
+                                   err, errlen);
 }
 
 int hb_check_previous(redisContext *c, const char *const *accounts, size_t n, int64_t at_ms,

@@ -5,6 +5,7 @@
 
 #include "json.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 static const char *const reject_names[HB_REJECT_COUNT] = {
@@ -39,6 +40,7 @@ enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topi
 {
     out->account[0] = out->device[0] = '\0';
     out->sent_ms = -1;
+    out->seq = -1;
 
     size_t plen = strlen(prefix);
     if (topic_len <= plen + 1 || memcmp(topic, prefix, plen) != 0 || topic[plen] != '/')
@@ -74,4 +76,66 @@ enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len,
     default:
         return HB_REJECT_NOT_JSON;
     }
+}
+
+/* Past the string starting at text[i] (a '"'); the text is valid JSON, so it is terminated. */
+static size_t skip_string(const char *text, size_t i, size_t len)
+{
+    for (i++; i < len && text[i] != '"'; i++) {
+        if (text[i] == '\\')
+            i++;
+    }
+    return i + 1;
+}
+
+/* The whole number at text[i..len), or -1 when it is not one in [0, 2^53). */
+static int64_t whole_number(const char *text, size_t i, size_t len)
+{
+    int64_t v = 0;
+    size_t start = i;
+    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+        if (v > (INT64_C(1) << 53) / 10)
+            return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (i == start || v >= (INT64_C(1) << 53))
+        return -1;
+    /* 1.5 or 1e3 is not a sequence number. */
+    if (i < len && (text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
+        return -1;
+    return v;
+}
+
+int64_t hb_payload_seq(const void *payload, size_t len)
+{
+    /* A second pass over text hb_json_check validated: only strings and nesting matter. */
+    const char *text = payload;
+    int depth = 0;
+    size_t i = 0;
+    while (i < len) {
+        char ch = text[i];
+        if (ch == '{' || ch == '[') {
+            depth++;
+            i++;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+            i++;
+        } else if (ch == '"') {
+            size_t end = skip_string(text, i, len);
+            bool is_seq = depth == 1 && end - i == 5 && memcmp(text + i, "\"seq\"", 5) == 0;
+            i = end;
+            while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
+                i++;
+            /* A key is followed by ':'; a string value is not. */
+            if (is_seq && i < len && text[i] == ':') {
+                i++;
+                while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
+                    i++;
+                return whole_number(text, i, len);
+            }
+        } else {
+            i++;
+        }
+    }
+    return -1;
 }

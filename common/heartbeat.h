@@ -32,11 +32,13 @@ struct hb_heartbeat {
     char account[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1];
     int64_t sent_ms; /* the payload's "ts" (sender's Unix ms), or -1 when absent or unusable */
+    int64_t seq;     /* the payload's "seq" (hb_payload_seq), or -1 */
 };
 
 /* Splits topic[0..topic_len) of the form <prefix>/<account>/<device> into out->account and
  * out->device (NUL-terminated). Returns HB_REJECT_BAD_TOPIC when the shape or prefix is wrong,
- * HB_REJECT_BAD_ID when a part is outside the id alphabet. out->sent_ms is set to -1. */
+ * HB_REJECT_BAD_ID when a part is outside the id alphabet. out->sent_ms and out->seq are set
+ * to -1. */
 enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topic_len,
                               struct hb_heartbeat *out);
 
@@ -45,5 +47,10 @@ enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topi
  * Unknown fields are ignored, so senders can add fields without breaking older consumers. */
 enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len,
                                 int64_t *sent_ms);
+
+/* The top-level member "seq" of a payload that hb_payload_check accepted: the device's
+ * heartbeat sequence number, a whole number in [0, 2^53). Returns -1 when the payload is empty,
+ * has no such member, or its value is anything else. Reads only payload[0..len). */
+int64_t hb_payload_seq(const void *payload, size_t len);
 
 #endif

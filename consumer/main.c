@@ -246,6 +246,8 @@ int main(int argc, char **argv)
         snprintf(default_id, sizeof(default_id), "hb-consumer-%s-%ld", host, (long)getpid());
         o.client_id = default_id;
     }
+    wcfg.group = o.share_group != NULL ? o.share_group : HB_WATERMARK_GROUP_DEFAULT;
+    wcfg.consumer_id = o.client_id;
 
     /* Block the signals before any thread starts, so only sigtimedwait sees them. */
     sigset_t signals;
@@ -319,6 +321,8 @@ out_writer_running:
     queue_close(&queue); /* the writer drains what is queued, then ends */
 out_writer:
     writer_finish(&writer);
+    if (rc == 0 && writer.dropped_at_stop > 0)
+        rc = 3; /* stopped, but heartbeats were dropped: a supervisor must know */
 out_queue:
     print_stats(stats, &queue);
     queue_finish(&queue);

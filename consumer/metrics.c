@@ -66,6 +66,22 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
     counter(f, "hb_consumer_heartbeats_expired_total",
             "Valid heartbeats not written because their key's life ended while Redis was down.",
             atomic_load(&s->expired));
+    counter(f, "hb_consumer_heartbeats_lost_total",
+            "Heartbeats missing from the devices' seq numbers: lost between device and consumer.",
+            atomic_load(&s->lost));
+    counter(f, "hb_consumer_seq_restarts_total", "Devices seen numbering from 0 again.",
+            atomic_load(&s->seq_restarts));
+    counter(f, "hb_consumer_seq_evicted_total",
+            "Devices forgotten by the bounded loss tracker (their next gap goes uncounted).",
+            atomic_load(&s->seq_evicted));
+    gauge(f, "hb_consumer_seq_devices", "Devices the loss tracker remembers.",
+          atomic_load(&s->seq_devices));
+    gauge(f, "hb_consumer_loss_tracking",
+          "1 while this consumer is alone in its share group, so seq gaps are counted as loss.",
+          atomic_load(&s->loss_tracking));
+    gauge(f, "hb_consumer_write_lag_milliseconds",
+          "Age of the oldest heartbeat of the last batch written.",
+          (unsigned long long)atomic_load(&s->write_lag_ms));
     counter(f, "hb_consumer_redis_errors_total",
             "Failed connects, lost connections and error replies of Redis.",
             atomic_load(&s->redis_errors));
@@ -119,6 +135,8 @@ static int write_health(FILE *f, const struct metrics_sources *src)
             status = MHD_HTTP_SERVICE_UNAVAILABLE;
         }
     }
+    if (stats_health_problems(src->stats, queue_length(src->queue), src->queue->capacity, f) > 0)
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
     if (status == MHD_HTTP_OK)
         fputs("ok\n", f);
     return status;

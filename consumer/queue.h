@@ -12,6 +12,8 @@
 /* One accepted heartbeat, already binned by the time it arrived. */
 struct queue_entry {
     int64_t interval_start; /* Unix ms */
+    int64_t received_ms;    /* Unix ms, the time the bin was taken from */
+    int64_t seq;            /* the payload's "seq", or -1 when absent */
     char account[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1];
 };

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "heartbeat.h"
 
@@ -25,13 +26,38 @@ struct stats {
     atomic_ullong latency_ms[STATS_LATENCY_BUCKETS]; /* receive time minus the payload's ts */
     atomic_ullong latency_sum_ms;            /* of the samples above, as counted (capped) */
     atomic_bool redis_up;                    /* the writer holds a working Redis connection */
+    /* End-to-end loss (consumer/seqtrack.h), counted by the writer. */
+    atomic_ullong lost;                      /* heartbeats missing from devices' seq numbers */
+    atomic_ullong seq_restarts;              /* devices seen starting their numbering again */
+    atomic_ullong seq_evicted;               /* devices forgotten to keep the table bounded */
+    atomic_ullong seq_devices;               /* devices tracked now */
+    atomic_bool loss_tracking;               /* alone in the share group, so gaps are loss */
+    _Atomic int64_t last_loss_mono_ms;       /* when loss was last seen; 0 never */
+    /* Falling behind: the oldest heartbeat's age when its batch was written, and the highest
+     * payload latency of the current STATS_RECENT_MS window. */
+    _Atomic int64_t write_lag_ms;
+    _Atomic int64_t recent_window_ms, recent_latency_max_ms;
 };
+
+/* Health thresholds: loss seen in the last STATS_RECENT_MS makes /healthz degraded, as does a
+ * consumer behind by more than STATS_BEHIND_MS (write lag or payload latency) or with its
+ * buffer more than half full. */
+#define STATS_RECENT_MS 10000
+#define STATS_BEHIND_MS 2000
 
 void stats_init(struct stats *s);
 
 void stats_reject(struct stats *s, enum hb_reject reason);
 void stats_latency(struct stats *s, int64_t latency_ms);
 void stats_batch(struct stats *s, unsigned long long heartbeats);
+
+/* Counts n heartbeats lost (n > 0) and remembers when. */
+void stats_lost(struct stats *s, unsigned long long n);
+
+/* Appends one line per health problem about loss or lag to f, given the buffer fill; returns
+ * how many. Reads only atomics. */
+int stats_health_problems(const struct stats *s, size_t queue_len, size_t queue_capacity,
+                          FILE *f);
 
 /* Formats the one-line summary ("stats received=... ") into buf; queue_len is the buffer fill. */
 void stats_format(const struct stats *s, size_t queue_len, char *buf, size_t size);

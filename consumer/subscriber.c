@@ -99,6 +99,8 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         reason = hb_payload_check(m->payload, plen, s->cfg.payload_max, &hb.sent_ms);
     if (reason == HB_OK && m->retained)
         reason = HB_REJECT_RETAINED;
+    if (reason == HB_OK)
+        hb.seq = hb_payload_seq(m->payload, plen);
 
     if (reason != HB_OK) {
         stats_reject(s->stats, reason);
@@ -106,6 +108,8 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
     } else {
         struct queue_entry e;
         e.interval_start = hb_interval_start(now, s->interval_ms);
+        e.received_ms = now;
+        e.seq = hb.seq;
         memcpy(e.account, hb.account, sizeof(e.account));
         memcpy(e.device, hb.device, sizeof(e.device));
         if (queue_push(s->queue, &e))

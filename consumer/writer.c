@@ -2,11 +2,12 @@
  * the HINCRBYs and the PEXPIRE together: Redis runs a script atomically (and logs it to the AOF
  * as one transaction), so a key never exists without its TTL, even if Redis dies mid-batch.
  * Keys are removed from the batch as their replies arrive; on a lost connection the rest stays
- * and is retried after reconnecting. A retried key can count a heartbeat twice in its field
+ * and is retried as soon as a probe finds Redis again. A retried key can count a heartbeat twice in its field
  * value, never a device that was not there. */
 #include "writer.h"
 
 #include "interval.h"
+#include "seqtrack.h"
 #include "log.h"
 
 #include <errno.h>
@@ -23,20 +24,47 @@ static const char write_script[] =
     "redis.call('PEXPIRE', KEYS[1], ttl)\n"
     "return 1\n";
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+/* While Redis is unreachable it is probed every PROBE_MS: a refused connect costs a few
+ * microseconds, and buffered heartbeats must reach Redis while their keys still live, not
+ * after a grown backoff. The warning is rate-limited instead (first, then every 5 s). */
+#define PROBE_MS 200
 #define IDLE_PING_MS 2000
+
+/* The watermark is rewritten at least every WM_REFRESH_MS, and at once when it passes an
+ * interval boundary. An idle consumer claims "now - WM_GUARD_MS": the guard covers a heartbeat
+ * whose receive time paho's thread has taken but which is not in the queue yet. */
+#define WM_REFRESH_MS 1000
+#define WM_GUARD_MS 100
+#define WM_KEY_TTL_MS 3600000 /* the hash outlives its last consumer by an hour */
+
+/* KEYS[1] = watermark hash, ARGV = field, value, TTL in ms, the time before which fields are
+ * forgotten, the time from which a field is fresh. Past 32 fields the stale ones are cleaned
+ * away. Returns the fresh fields: the live consumers of the group, this one included. */
+static const char watermark_script[] =
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "if redis.call('HLEN', KEYS[1]) > 32 then\n"
+    "  local all = redis.call('HGETALL', KEYS[1])\n"
+    "  for i = 1, #all, 2 do\n"
+    "    local updated = tonumber(string.match(all[i + 1], ' (%d+)'))\n"
+    "    if updated == nil or updated < tonumber(ARGV[4]) then\n"
+    "      redis.call('HDEL', KEYS[1], all[i])\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local fresh = 0\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 2, #all, 2 do\n"
+    "  local updated = tonumber(string.match(all[i], ' (%d+)'))\n"
+    "  if updated ~= nil and updated >= tonumber(ARGV[5]) then fresh = fresh + 1 end\n"
+    "end\n"
+    "return fresh\n";
 
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static int next_backoff(int backoff)
-{
-    return backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 }
 
 static void disconnect(struct writer *w)
@@ -48,6 +76,91 @@ static void disconnect(struct writer *w)
     }
 }
 
+/* Gaps in a device's seq are loss only when this consumer gets all of its heartbeats: alone in
+ * the share group. With peers the broker spreads each device's heartbeats over them, so the
+ * tracker pauses, and starts afresh (forgetting what it saw) when the consumer is alone again. */
+static void track_loss(struct writer *w, bool alone)
+{
+    if (alone && !atomic_load(&w->stats->loss_tracking)) {
+        seqtrack_reset(&w->seqtrack);
+        HB_INFO("loss tracking: alone in share group %s, counting seq gaps", w->cfg.group);
+    } else if (!alone && atomic_load(&w->stats->loss_tracking)) {
+        HB_INFO("loss tracking: share group %s has peers; seq gaps not counted", w->cfg.group);
+    }
+    atomic_store(&w->stats->loss_tracking, alone);
+}
+
+/* Takes one heartbeat from the queue into the batch, noting its receive time and seq. */
+static void take_entry(struct writer *w, const struct queue_entry *e)
+{
+    if (e->received_ms > w->last_taken_ms)
+        w->last_taken_ms = e->received_ms;
+    if (w->oldest_unwritten_ms == 0)
+        w->oldest_unwritten_ms = e->received_ms;
+    if (atomic_load(&w->stats->loss_tracking) && e->seq >= 0) {
+        long long lost = seqtrack_note(&w->seqtrack, e->account, e->device, e->seq,
+                                       hb_monotonic_ms());
+        if (lost > 0)
+            stats_lost(w->stats, (unsigned long long)lost);
+        atomic_store(&w->stats->seq_devices, w->seqtrack.used);
+        atomic_store(&w->stats->seq_restarts, w->seqtrack.restarts);
+        atomic_store(&w->stats->seq_evicted, w->seqtrack.evicted);
+    }
+    if (!batch_add(&w->batch, e)) {
+        HB_ERROR("writer: out of memory; dropping a heartbeat");
+        atomic_fetch_add(&w->stats->dropped, 1);
+    }
+}
+
+/* Writes the watermark field; false (logged, counted, disconnected) when Redis failed. */
+static bool watermark_write(struct writer *w)
+{
+    int64_t now = hb_now_ms();
+    char value[48], ttl[24], forget[24], fresh[24];
+    snprintf(value, sizeof(value), "%lld %lld", (long long)w->wm_ms, (long long)now);
+    snprintf(ttl, sizeof(ttl), "%d", WM_KEY_TTL_MS);
+    snprintf(forget, sizeof(forget), "%lld", (long long)(now - WM_KEY_TTL_MS));
+    snprintf(fresh, sizeof(fresh), "%lld", (long long)(now - HB_WATERMARK_STALE_MS));
+    const char *argv[] = {"EVAL", watermark_script, "1", w->wm_key, w->cfg.consumer_id,
+                          value, ttl, forget, fresh};
+    redisReply *r = redisCommandArgv(w->redis, 9, argv, NULL);
+    bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    if (!ok) {
+        HB_WARN("redis: watermark: %s",
+                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+        atomic_fetch_add(&w->stats->redis_errors, 1);
+    } else {
+        track_loss(w, r->integer <= 1);
+    }
+    freeReplyObject(r);
+    if (!ok) {
+        disconnect(w);
+        return false;
+    }
+    w->wm_written_ms = w->wm_ms;
+    w->wm_written_mono = hb_monotonic_ms();
+    return true;
+}
+
+/* With the batch empty: advances the watermark to what is now written or counted, and writes
+ * it when it passed an interval boundary or WM_REFRESH_MS went by. The queue is FIFO and
+ * filled by paho's one receive thread, so what is still queued was received at or after the
+ * last receive time taken out. */
+static void watermark_advance(struct writer *w)
+{
+    int64_t now = hb_now_ms();
+    int64_t wm = queue_length(w->queue) == 0 ? now - WM_GUARD_MS : w->last_taken_ms - 1;
+    if (wm > w->wm_ms)
+        w->wm_ms = wm;
+    if (w->redis == NULL)
+        return;
+    int64_t interval_ms = (int64_t)w->cfg.interval_s * 1000;
+    bool crossed = hb_interval_start(w->wm_ms, interval_ms) >
+                   hb_interval_start(w->wm_written_ms, interval_ms);
+    if (crossed || hb_monotonic_ms() - w->wm_written_mono >= WM_REFRESH_MS)
+        watermark_write(w);
+}
+
 /* Connects and loads the script; false (logged, counted) when Redis is not reachable. */
 static bool connect_redis(struct writer *w)
 {
@@ -55,7 +168,10 @@ static bool connect_redis(struct writer *w)
     w->redis = hb_redis_connect(&w->cfg.redis, 2000, err, sizeof(err));
     if (w->redis == NULL) {
         atomic_fetch_add(&w->stats->redis_errors, 1);
-        HB_WARN("redis: %s; buffering (%zu queued)", err, queue_length(w->queue));
+        long suppressed;
+        if (hb_ratelimit_allow(&w->connect_log, &suppressed))
+            HB_WARN("redis: %s; buffering (%zu queued; %ld more failed probes)", err,
+                    queue_length(w->queue), suppressed);
         return false;
     }
     redisReply *r = redisCommand(w->redis, "SCRIPT LOAD %s", write_script);
@@ -73,7 +189,9 @@ static bool connect_redis(struct writer *w)
     }
     HB_INFO("redis: connected");
     atomic_store(&w->stats->redis_up, true);
-    return true;
+    /* Say at once that this consumer is back and how far it got, before the buffered batch
+     * goes out: a reader must not take the old, stale field for a consumer gone. */
+    return watermark_write(w);
 }
 
 /* Replies after which the same write is worth retrying. */
@@ -223,21 +341,15 @@ static bool write_batch(struct writer *w)
 }
 
 /* While no heartbeat arrives, keeps the connection known to work (a PING every IDLE_PING_MS)
- * or retries it with backoff, so redis_up, /healthz and the log tell the truth on a quiet
+ * or probes it every PROBE_MS, so redis_up, /healthz and the log tell the truth on a quiet
  * consumer too, and the first heartbeat after a quiet spell finds a connection ready. */
-static void idle_check(struct writer *w, int64_t *next_ms, int *backoff)
+static void idle_check(struct writer *w, int64_t *next_ms)
 {
     int64_t now = hb_monotonic_ms();
     if (now < *next_ms)
         return;
     if (w->redis == NULL) {
-        if (connect_redis(w)) {
-            *backoff = BACKOFF_MIN_MS;
-            *next_ms = now + IDLE_PING_MS;
-        } else {
-            *next_ms = now + *backoff;
-            *backoff = next_backoff(*backoff);
-        }
+        *next_ms = now + (connect_redis(w) ? IDLE_PING_MS : PROBE_MS);
         return;
     }
     redisReply *r = redisCommand(w->redis, "PING");
@@ -251,6 +363,17 @@ static void idle_check(struct writer *w, int64_t *next_ms, int *backoff)
     *next_ms = now + IDLE_PING_MS;
 }
 
+/* On a clean stop with nothing held, this consumer's field goes: it is behind on nothing. */
+static void watermark_remove(struct writer *w)
+{
+    if (w->redis == NULL)
+        return;
+    redisReply *r = redisCommand(w->redis, "HDEL %s %s", w->wm_key, w->cfg.consumer_id);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        HB_WARN("redis: cannot remove the watermark of %s", w->cfg.consumer_id);
+    freeReplyObject(r);
+}
+
 /* Counts everything still held as dropped: the batch and what is left in the queue. */
 static void drop_all(struct writer *w)
 {
@@ -261,12 +384,12 @@ static void drop_all(struct writer *w)
         lost += queue_pop(w->queue, w->entries, w->cfg.batch_size, 0, &drained);
     HB_ERROR("writer: Redis still unreachable at shutdown; dropping %llu heartbeats", lost);
     atomic_fetch_add(&w->stats->dropped, lost);
+    w->dropped_at_stop = lost;
 }
 
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
-    int backoff = BACKOFF_MIN_MS;
     bool drained = false;  /* the queue is closed and empty */
     bool stopping = false; /* the queue is closed: the drain timeout runs */
     int64_t stop_at = 0; /* monotonic ms when stopping began */
@@ -278,14 +401,12 @@ static void *writer_main(void *arg)
                 break;
             size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
                                  &drained);
-            if (n == 0 && !drained && !stopping)
-                idle_check(w, &idle_next_ms, &backoff);
-            for (size_t i = 0; i < n; i++) {
-                if (!batch_add(&w->batch, &w->entries[i])) {
-                    HB_ERROR("writer: out of memory; dropping a heartbeat");
-                    atomic_fetch_add(&w->stats->dropped, 1);
-                }
+            if (n == 0 && !drained && !stopping) {
+                idle_check(w, &idle_next_ms);
+                watermark_advance(w);
             }
+            for (size_t i = 0; i < n; i++)
+                take_entry(w, &w->entries[i]);
             if (drained && !stopping) {
                 stopping = true;
                 stop_at = hb_monotonic_ms();
@@ -293,11 +414,13 @@ static void *writer_main(void *arg)
             continue;
         }
         if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
-            backoff = BACKOFF_MIN_MS;
+            atomic_store(&w->stats->write_lag_ms, hb_now_ms() - w->oldest_unwritten_ms);
+            w->oldest_unwritten_ms = 0;
+            watermark_advance(w);
             continue;
         }
-        /* Redis is unreachable: back off, waking early if shutdown begins. */
-        if (!stopping && queue_wait_closed(w->queue, backoff)) {
+        /* Redis is unreachable: probe again soon, waking early if shutdown begins. */
+        if (!stopping && queue_wait_closed(w->queue, PROBE_MS)) {
             stopping = true;
             stop_at = hb_monotonic_ms();
         }
@@ -307,10 +430,10 @@ static void *writer_main(void *arg)
                 drop_all(w);
                 break;
             }
-            sleep_ms(backoff < left ? backoff : (int)left);
+            sleep_ms(PROBE_MS < left ? PROBE_MS : (int)left);
         }
-        backoff = next_backoff(backoff);
     }
+    watermark_remove(w);
     disconnect(w);
     return NULL;
 }
@@ -322,9 +445,17 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
     w->cfg = *cfg;
     w->queue = queue;
     w->stats = stats;
+    if (hb_watermark_key(w->wm_key, sizeof(w->wm_key), cfg->group) < 0) {
+        HB_ERROR("writer: share group '%s' cannot name a watermark", cfg->group);
+        return false;
+    }
+    w->wm_ms = hb_now_ms() - WM_GUARD_MS;
+    atomic_store(&stats->loss_tracking, false); /* until the watermark hash says alone */
+    w->connect_log.burst = 1;
+    w->connect_log.window_ms = 5000;
     batch_init(&w->batch);
     w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
-    if (w->entries == NULL) {
+    if (w->entries == NULL || !seqtrack_init(&w->seqtrack)) {
         HB_ERROR("writer: cannot allocate a batch of %zu: %s", cfg->batch_size, strerror(errno));
         return false;
     }
@@ -350,6 +481,7 @@ void writer_finish(struct writer *w)
     batch_finish(&w->batch);
     free(w->entries);
     w->entries = NULL;
+    seqtrack_finish(&w->seqtrack);
     free(w->argv);
     free(w->argvlen);
     free(w->numbers);

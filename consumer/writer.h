@@ -1,5 +1,5 @@
 /* The Redis writer: one thread that drains the queue in batches and writes each batch in one
- * pipeline, reconnecting with backoff while the queue buffers. */
+ * pipeline, probing an unreachable Redis every 200 ms while the queue buffers. */
 #ifndef HB_WRITER_H
 #define HB_WRITER_H
 
@@ -8,8 +8,11 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "check.h"
+#include "log.h"
 #include "queue.h"
 #include "redis.h"
+#include "seqtrack.h"
 #include "stats.h"
 
 struct writer_config {
@@ -18,6 +21,8 @@ struct writer_config {
     size_t batch_size; /* most heartbeats taken from the queue per batch */
     int flush_ms;      /* longest a heartbeat waits for its batch to fill */
     int drain_timeout_ms; /* on shutdown, how long to keep retrying an unreachable Redis */
+    const char *group;       /* share group whose watermark hash this consumer writes */
+    const char *consumer_id; /* its field in that hash (the MQTT client id) */
 };
 
 struct writer {
@@ -33,6 +38,15 @@ struct writer {
     size_t *argvlen;
     char (*numbers)[24];
     size_t scratch_cap; /* entries in argv and argvlen; numbers holds half as many */
+    /* The watermark (common/check.h): wm_ms is what this consumer can claim now, wm_written_ms
+     * what Redis holds, written at wm_written_mono (monotonic ms). */
+    char wm_key[HB_WATERMARK_KEY_MAX];
+    int64_t wm_ms, wm_written_ms, wm_written_mono;
+    int64_t last_taken_ms; /* the latest receive time taken from the queue */
+    int64_t oldest_unwritten_ms; /* receive time of the batch's first heartbeat; 0 when empty */
+    struct seqtrack seqtrack;
+    unsigned long long dropped_at_stop; /* heartbeats dropped because Redis stayed down */
+    struct hb_ratelimit connect_log; /* failed connects: warned first, then every 5 s */
     pthread_t thread;
     bool started;
 };

@@ -13,7 +13,7 @@
 #include <string.h>
 
 const char payload_default_template[] =
-    "{\"ts\":{{ts}},\"mediaId\":\"{{media}}\",\"bitrate\":{{bitrate}},"
+    "{\"ts\":{{ts}},\"seq\":{{seq}},\"mediaId\":\"{{media}}\",\"bitrate\":{{bitrate}},"
     "\"playTime\":{{play_time}},\"agent\":{\"os\":\"{{os}}\",\"browser\":\"{{browser}}\","
     "\"device\":\"{{model}}\"}}";
 

@@ -184,6 +184,27 @@ static void test_topic_nul_byte_inside_id_is_bad_id(void)
 
 /* --- payload --- */
 
+static int64_t seq_of(const char *text)
+{
+    return hb_payload_seq(text, strlen(text));
+}
+
+static void test_payload_seq_is_the_top_level_whole_number(void)
+{
+    CHECK_INT(seq_of("{\"ts\":1,\"seq\":42}"), 42);
+    CHECK_INT(seq_of("{ \"seq\" : 0 }"), 0);
+    CHECK_INT(seq_of("{\"a\":{\"seq\":5},\"seq\":6}"), 6);
+    CHECK_INT(seq_of("{\"k\":\"\\\"seq\\\"\",\"seq\":9}"), 9);
+    CHECK_INT(seq_of("{\"x\":\"seq\",\"y\":3}"), -1);
+    CHECK_INT(seq_of("{\"seq\":-1}"), -1);
+    CHECK_INT(seq_of("{\"seq\":1.5}"), -1);
+    CHECK_INT(seq_of("{\"seq\":1e3}"), -1);
+    CHECK_INT(seq_of("{\"seq\":\"7\"}"), -1);
+    CHECK_INT(seq_of("{\"seq\":99999999999999999999}"), -1);
+    CHECK_INT(seq_of(""), -1);
+    CHECK_INT(seq_of("{}"), -1);
+}
+
 static void test_payload_empty_is_ok_without_ts(void)
 {
     int64_t ts = 777;
@@ -391,6 +412,7 @@ int main(void)
     RUN(test_payload_absent_ts_is_minus_one);
     RUN(test_payload_non_number_ts_is_minus_one);
     RUN(test_payload_out_of_range_ts_is_minus_one);
+    RUN(test_payload_seq_is_the_top_level_whole_number);
     RUN(test_reject_name_of_every_reason_is_stable);
     RUN(test_reject_name_out_of_range_is_unknown);
     return TESTING_DONE();

@@ -35,13 +35,14 @@ static void test_default_template_is_the_realistic_payload(void)
     CHECK(compile(&t, payload_default_template));
     char buf[PAYLOAD_MAX];
     int n = payload_render(&t, &values, buf, sizeof(buf));
-    CHECK_STR(buf, "{\"ts\":1700000040123,\"mediaId\":\"m-0042\",\"bitrate\":4500,"
+    CHECK_STR(buf, "{\"ts\":1700000040123,\"seq\":7,\"mediaId\":\"m-0042\",\"bitrate\":4500,"
                    "\"playTime\":123.4,\"agent\":{\"os\":\"Android\",\"browser\":\"ExoPlayer\","
                    "\"device\":\"Pixel 7\"}}");
     CHECK_INT(n, (int)strlen(buf));
     int64_t ts = -2;
     CHECK_INT(hb_payload_check(buf, (size_t)n, HB_PAYLOAD_MAX_DEFAULT, &ts), HB_OK);
     CHECK_INT(ts, values.ts_ms);
+    CHECK_INT(hb_payload_seq(buf, (size_t)n), 7);
     size_t longest = 0;
     char err[256];
     CHECK(payload_check(&t, &longest, err, sizeof(err)));
