@@ -355,7 +355,9 @@ class Redis:
                 _read_reply(reader)
             return _read_reply(reader)
 
-    def keys(self, pattern="*", db=0):
+    def keys(self, pattern="hb:{*", db=0):
+        """The count keys (hb:{account}:start); pattern "*" for every key, the consumers'
+        watermark (hbwm:{group}) and admission state (hb:plays:, hb:limits:) included."""
         return sorted(self.cmd("KEYS", pattern, db=db))
 
     def hash(self, key, db=0):
