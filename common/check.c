@@ -46,7 +46,7 @@ int hb_watermark_key(char *buf, size_t size, const char *group)
             buf[0] = '\0';
         return -1;
     }
-    return snprintf(buf, size, "hbwm:{%s}", group);
+    return snprintf(buf, size, "hb:wm:{%s}", group);
 }
 
 bool hb_watermark_complete(const redisReply *r, int64_t end_ms, int64_t now_ms)

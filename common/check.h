@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The watermark: each consumer keeps one field in the hash hbwm:{<share group>}, named after its
+/* The watermark: each consumer keeps one field in the hash hb:wm:{<share group>}, named after its
  * client id, valued "<watermark ms> <updated ms>": every heartbeat it received before the
  * watermark (its receive clock, Unix ms) has been written to Redis or counted lost, and it
  * wrote the field at <updated>. It rewrites the field at least every second while it runs and
@@ -20,7 +20,7 @@
 #define HB_WATERMARK_STALE_MS 5000
 #define HB_WATERMARK_GROUP_DEFAULT "hb-consumers"
 
-/* Writes "hbwm:{<group>}" into buf; returns its length, or -1 when group is not an id (1-64
+/* Writes "hb:wm:{<group>}" into buf; returns its length, or -1 when group is not an id (1-64
  * characters of the id alphabet) or buf (at least HB_WATERMARK_KEY_MAX) is too small. */
 int hb_watermark_key(char *buf, size_t size, const char *group);
 

@@ -357,7 +357,7 @@ class Redis:
 
     def keys(self, pattern="hb:{*", db=0):
         """The count keys (hb:{account}:start); pattern "*" for every key, the consumers'
-        watermark (hbwm:{group}) and admission state (hb:plays:, hb:limits:) included."""
+        watermark (hb:wm:{group}) and admission state (hb:plays:, hb:limits:) included."""
         return sorted(self.cmd("KEYS", pattern, db=db))
 
     def hash(self, key, db=0):
@@ -529,6 +529,7 @@ METRIC_STATS = {
     "written": "hb_consumer_heartbeats_written_total",
     "dropped": "hb_consumer_heartbeats_dropped_total",
     "expired": "hb_consumer_heartbeats_expired_total",
+    "lost": "hb_consumer_heartbeats_lost_total",
     "redis_errors": "hb_consumer_redis_errors_total",
     "queued": "hb_consumer_queue_length",
 }

@@ -104,9 +104,13 @@ static void test_interval_ttl_before_epoch(void)
 
 static void test_interval_now_ms_matches_wall_clock(void)
 {
-    long long before = (long long)time(NULL) * 1000;
+    /* time() may read a coarser clock, a tick behind CLOCK_REALTIME: read the same clock. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long before = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     long long now = hb_now_ms();
-    long long after = ((long long)time(NULL) + 1) * 1000;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long after = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     CHECK(now >= before);
     CHECK(now <= after);
 }
