@@ -228,13 +228,20 @@ struct follow {
     size_t n, cap;
 };
 
+/* Frees what a snapshot holds. */
+static void snapshot_clear(struct snapshot *s)
+{
+    for (size_t j = 0; j < s->n; j++)
+        truth_line_free(&s->accounts[j]);
+    free(s->accounts);
+    s->accounts = NULL;
+    s->n = 0;
+}
+
 static void follow_finish(struct follow *f)
 {
-    for (size_t i = 0; i < f->n; i++) {
-        for (size_t j = 0; j < f->snaps[i].n; j++)
-            truth_line_free(&f->snaps[i].accounts[j]);
-        free(f->snaps[i].accounts);
-    }
+    for (size_t i = 0; i < f->n; i++)
+        snapshot_clear(&f->snaps[i]);
     free(f->snaps);
 }
 
@@ -371,7 +378,8 @@ static int snapshot_read(struct rcluster *c, struct snapshot *s)
 }
 
 /* Reads the interval starting at start when it is complete or about to expire. Returns 1 when
- * read, 0 when not yet, -1 on error. */
+ * read, 0 when not yet, -1 on error. A Redis error (a failover, a cluster briefly down) is
+ * tried again on the next call while the interval's keys have more than a second to live. */
 static int follow_interval(struct rcluster *c, struct follow *f, int64_t start, int interval_s,
                            const char *group, int64_t now)
 {
@@ -380,12 +388,16 @@ static int follow_interval(struct rcluster *c, struct follow *f, int64_t start, 
     const char *argv[] = {"HGETALL", wm_key};
     char err[256];
     redisReply *r = rcluster_command(c, wm_key, strlen(wm_key), 2, argv, NULL, err, sizeof(err));
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        HB_ERROR("verify: watermark: %s", r == NULL ? err : "not a hash");
-        freeReplyObject(r);
-        return -1;
-    }
     int64_t interval_ms = (int64_t)interval_s * 1000;
+    bool can_retry = hb_interval_ttl_ms(start, interval_ms, now) > 1000;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        if (can_retry)
+            HB_WARN("verify: watermark: %s; trying again", r == NULL ? err : "not a hash");
+        else
+            HB_ERROR("verify: watermark: %s", r == NULL ? err : "not a hash");
+        freeReplyObject(r);
+        return can_retry ? 0 : -1;
+    }
     bool complete = hb_watermark_complete(r, start + interval_ms, now);
     freeReplyObject(r);
     if (!complete && hb_interval_ttl_ms(start, interval_ms, now) > interval_ms / 4)
@@ -402,7 +414,11 @@ static int follow_interval(struct rcluster *c, struct follow *f, int64_t start, 
     memset(s, 0, sizeof(*s));
     s->interval_start = start;
     s->complete = complete;
-    return snapshot_read(c, s) < 0 ? -1 : 1;
+    if (snapshot_read(c, s) == 0)
+        return 1;
+    snapshot_clear(s);
+    f->n--;
+    return can_retry ? 0 : -1;
 }
 
 static const struct snapshot *follow_find(const struct follow *f, int64_t start)
