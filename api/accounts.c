@@ -33,7 +33,7 @@ void api_account_get(struct api *a, struct hb_httpd_request *req, const struct a
     struct hb_check_result count = {0};
     const char *accounts[] = {path->account};
     int64_t now = hb_now_ms();
-    redisContext *c = api_pool_take(&a->pool, err, sizeof(err));
+    struct rcluster *c = api_pool_take(&a->pool, err, sizeof(err));
     int rc = c ? hb_plays_get(c, &a->set.plays, path->account, 0, &ad, &limits, &custom, err,
                               sizeof(err))
                : -1;
@@ -123,7 +123,7 @@ void api_limits_put(struct api *a, struct hb_httpd_request *req, const struct ap
         return;
     }
     char err[256];
-    redisContext *c = api_pool_take(&a->pool, err, sizeof(err));
+    struct rcluster *c = api_pool_take(&a->pool, err, sizeof(err));
     int rc = c ? hb_plays_set_limits(c, path->account, &limits, err, sizeof(err)) : -1;
     api_pool_give(&a->pool, c, rc == 0);
     if (rc != 0) {

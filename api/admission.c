@@ -88,7 +88,7 @@ void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
 
     char err[256];
     struct hb_admission ad;
-    redisContext *c = api_pool_take(&a->pool, err, sizeof(err));
+    struct rcluster *c = api_pool_take(&a->pool, err, sizeof(err));
     int rc = c ? hb_plays_admit(c, &a->set.plays, account, device, group, media, 0, &ad, err,
                                 sizeof(err))
                : -1;
@@ -128,7 +128,7 @@ void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
 void api_play_delete(struct api *a, struct hb_httpd_request *req, const struct api_path *path)
 {
     char err[256];
-    redisContext *c = api_pool_take(&a->pool, err, sizeof(err));
+    struct rcluster *c = api_pool_take(&a->pool, err, sizeof(err));
     int rc = c ? hb_plays_release(c, path->account, path->device, err, sizeof(err)) : -1;
     api_pool_give(&a->pool, c, rc >= 0);
     if (rc < 0) {

@@ -1,5 +1,6 @@
-/* hb-api's Redis connections: a mutex-guarded stack of idle contexts. Connecting happens
- * outside the lock, so a Redis that does not answer delays only the requests that need it. */
+/* hb-api's Redis clients: a mutex-guarded stack of idle cluster clients (common/rcluster; one
+ * node for redis:// and unix://). Creating and connecting happen outside the lock, so a Redis
+ * that does not answer delays only the requests that need it. */
 #include "pool.h"
 
 #include <string.h>
@@ -12,23 +13,23 @@ void api_pool_init(struct api_pool *p, const struct hb_redis_addr *addr, int tim
     pthread_mutex_init(&p->lock, NULL);
 }
 
-redisContext *api_pool_take(struct api_pool *p, char *err, size_t errlen)
+struct rcluster *api_pool_take(struct api_pool *p, char *err, size_t errlen)
 {
-    redisContext *c = NULL;
+    struct rcluster *c = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->n_idle > 0)
         c = p->idle[--p->n_idle];
     pthread_mutex_unlock(&p->lock);
     if (c != NULL)
         return c;
-    return hb_redis_connect(&p->addr, p->timeout_ms, err, errlen);
+    return rcluster_create(&p->addr, p->timeout_ms, err, errlen);
 }
 
-void api_pool_give(struct api_pool *p, redisContext *c, bool healthy)
+void api_pool_give(struct api_pool *p, struct rcluster *c, bool healthy)
 {
     if (c == NULL)
         return;
-    if (healthy && c->err == 0) {
+    if (healthy) {
         pthread_mutex_lock(&p->lock);
         bool kept = p->n_idle < API_POOL_MAX;
         if (kept)
@@ -37,13 +38,13 @@ void api_pool_give(struct api_pool *p, redisContext *c, bool healthy)
         if (kept)
             return;
     }
-    redisFree(c);
+    rcluster_destroy(c);
 }
 
 void api_pool_finish(struct api_pool *p)
 {
     for (size_t i = 0; i < p->n_idle; i++)
-        redisFree(p->idle[i]);
+        rcluster_destroy(p->idle[i]);
     p->n_idle = 0;
     pthread_mutex_destroy(&p->lock);
 }

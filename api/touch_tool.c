@@ -49,10 +49,10 @@ int main(int argc, char **argv)
         reports[i].start_ms = start ? strtoll(start, NULL, 10) : 0;
     }
     struct hb_plays_config cfg = {.defaults = {.devices = limit}, .grace_ms = grace};
-    redisContext *c = hb_redis_connect(&addr, 2000, err, sizeof(err));
+    struct rcluster *c = rcluster_create(&addr, 2000, err, sizeof(err));
     struct hb_touch_result r;
     int rc = c ? hb_plays_touch(c, &cfg, argv[2], reports, n, now, &r, err, sizeof(err)) : -1;
-    redisFree(c);
+    rcluster_destroy(c);
     if (rc != 0) {
         fprintf(stderr, "hb-api-touch: %s\n", err);
         free(reports);

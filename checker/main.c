@@ -190,7 +190,7 @@ static void print_result(const struct options *o, const char *account, int64_t s
     cJSON_Delete(obj);
 }
 
-static int check_accounts(const struct options *o, redisContext *c, const struct accounts *a)
+static int check_accounts(const struct options *o, struct rcluster *c, const struct accounts *a)
 {
     struct hb_check_result *results = calloc(a->n ? a->n : 1, sizeof(*results));
     if (results == NULL) {
@@ -228,7 +228,7 @@ static int check_accounts(const struct options *o, redisContext *c, const struct
     return rc;
 }
 
-static int verify(const struct options *o, redisContext *c)
+static int verify(const struct options *o, struct rcluster *c)
 {
     /* --follow opens the file itself, when the run has written it. */
     FILE *in = strcmp(o->verify_file, "-") == 0 ? stdin
@@ -286,14 +286,16 @@ int main(int argc, char **argv)
         accounts_finish(&accounts);
         return EXIT_USAGE;
     }
-    redisContext *c = hb_redis_connect(&addr, 5000, err, sizeof(err));
-    if (c == NULL) {
+    /* Reachable now (PING, or a cluster's slot map), or exit EXIT_REDIS at once. */
+    struct rcluster *c = rcluster_create(&addr, 5000, err, sizeof(err));
+    if (c == NULL || rcluster_refresh(c, err, sizeof(err)) != 0) {
         HB_ERROR("redis: %s", err);
+        rcluster_destroy(c);
         accounts_finish(&accounts);
         return EXIT_REDIS;
     }
     int rc = o.verify_file ? verify(&o, c) : check_accounts(&o, c, &accounts);
-    redisFree(c);
+    rcluster_destroy(c);
     accounts_finish(&accounts);
     return rc;
 }

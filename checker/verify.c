@@ -103,7 +103,7 @@ static bool same_ids(const struct truth_line *t, const struct hb_check_result *r
 }
 
 /* Compares one group of lines of the same interval. */
-static int verify_group(redisContext *c, struct truth_line *lines, size_t n, bool verbose,
+static int verify_group(struct rcluster *c, struct truth_line *lines, size_t n, bool verbose,
                         FILE *out, struct verify_report *report)
 {
     const char **accounts = calloc(n, sizeof(char *));
@@ -150,7 +150,7 @@ out:
     return rc;
 }
 
-int verify_truth(redisContext *c, FILE *in, int interval_s, int64_t now_ms, bool verbose,
+int verify_truth(struct rcluster *c, FILE *in, int interval_s, int64_t now_ms, bool verbose,
                  FILE *out, struct verify_report *report)
 {
     memset(report, 0, sizeof(*report));
@@ -228,13 +228,20 @@ struct follow {
     size_t n, cap;
 };
 
+/* Frees what a snapshot holds. */
+static void snapshot_clear(struct snapshot *s)
+{
+    for (size_t j = 0; j < s->n; j++)
+        truth_line_free(&s->accounts[j]);
+    free(s->accounts);
+    s->accounts = NULL;
+    s->n = 0;
+}
+
 static void follow_finish(struct follow *f)
 {
-    for (size_t i = 0; i < f->n; i++) {
-        for (size_t j = 0; j < f->snaps[i].n; j++)
-            truth_line_free(&f->snaps[i].accounts[j]);
-        free(f->snaps[i].accounts);
-    }
+    for (size_t i = 0; i < f->n; i++)
+        snapshot_clear(&f->snaps[i]);
     free(f->snaps);
 }
 
@@ -265,59 +272,132 @@ static bool snapshot_add(struct snapshot *s, const char *key, const redisReply *
     return true;
 }
 
-/* Reads every account's keys of the interval into s: SCAN for hb:{*}:<start>, then HKEYS. */
-static int snapshot_read(redisContext *c, struct snapshot *s)
+/* A list of key names. */
+struct keylist {
+    char **keys;
+    size_t n, cap;
+};
+
+/* Adds key unless it is there already (a key met on two nodes while its slot migrates). */
+static bool keylist_add(struct keylist *l, const char *key)
 {
-    char pattern[64];
-    snprintf(pattern, sizeof(pattern), "hb:{*}:%" PRId64, s->interval_start);
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->keys[i], key) == 0)
+            return true;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **keys = realloc(l->keys, cap * sizeof(*keys));
+        if (keys == NULL)
+            return false;
+        l->keys = keys;
+        l->cap = cap;
+    }
+    if ((l->keys[l->n] = strdup(key)) == NULL)
+        return false;
+    l->n++;
+    return true;
+}
+
+static void keylist_finish(struct keylist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->keys[i]);
+    free(l->keys);
+}
+
+/* The keys matching pattern on one node into l: SCAN answers for the node's own keys only. */
+static int scan_node(const struct hb_redis_addr *node, const char *pattern, struct keylist *l)
+{
+    char err[256];
+    redisContext *n = hb_redis_connect(node, 5000, err, sizeof(err));
+    if (n == NULL) {
+        HB_ERROR("verify: SCAN: %s", err);
+        return -1;
+    }
     char cursor[32] = "0";
+    int rc = 0;
     do {
-        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        redisReply *r = redisCommand(n, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            HB_ERROR("verify: SCAN: %s", r == NULL ? c->errstr : "unexpected reply");
+            HB_ERROR("verify: SCAN: %s", r == NULL ? n->errstr : "unexpected reply");
             freeReplyObject(r);
-            return -1;
+            rc = -1;
+            break;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         const redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements; i++)
-            redisAppendCommand(c, "HKEYS %s", keys->element[i]->str);
-        int rc = 0;
-        for (size_t i = 0; i < keys->elements; i++) {
-            redisReply *h = NULL;
-            if (redisGetReply(c, (void **)&h) != REDIS_OK || h == NULL) {
-                HB_ERROR("verify: HKEYS: %s", c->errstr);
-                freeReplyObject(r);
-                return -1;
-            }
-            if (rc == 0 && h->type == REDIS_REPLY_ARRAY &&
-                !snapshot_add(s, keys->element[i]->str, h))
+        for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+            if (!keylist_add(l, keys->element[i]->str)) {
+                HB_ERROR("verify: out of memory");
                 rc = -1;
-            freeReplyObject(h);
+            }
         }
         freeReplyObject(r);
-        if (rc < 0) {
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    redisFree(n);
+    return rc;
+}
+
+/* Reads every account's keys of the interval into s: SCAN for hb:{*}:<start> on every master,
+ * then HKEYS of each key through c (one pipeline per node). */
+static int snapshot_read(struct rcluster *c, struct snapshot *s)
+{
+    enum { MASTERS_MAX = 256 };
+    char pattern[64], err[256];
+    snprintf(pattern, sizeof(pattern), "hb:{*}:%" PRId64, s->interval_start);
+    struct hb_redis_addr *masters = calloc(MASTERS_MAX, sizeof(*masters));
+    int n = masters ? rcluster_masters(c, masters, MASTERS_MAX, err, sizeof(err)) : -1;
+    if (n < 0)
+        HB_ERROR("verify: %s", masters ? err : "out of memory");
+    struct keylist l = {0};
+    int rc = n < 0 ? -1 : 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = scan_node(&masters[i], pattern, &l);
+    free(masters);
+    rcluster_reset(c);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        const char *argv[] = {"HKEYS", l.keys[i]};
+        if (rcluster_append(c, l.keys[i], strlen(l.keys[i]), 2, argv, NULL) < 0)
+            rc = -1;
+    }
+    if (rc == 0 && rcluster_exec(c, err, sizeof(err)) != 0) {
+        HB_ERROR("verify: HKEYS: %s", err);
+        rc = -1;
+    }
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        const redisReply *h = rcluster_reply(c, i);
+        if (h->type == REDIS_REPLY_ARRAY && !snapshot_add(s, l.keys[i], h)) {
             HB_ERROR("verify: out of memory");
-            return -1;
+            rc = -1;
         }
-    } while (strcmp(cursor, "0") != 0);
-    return 0;
+    }
+    rcluster_reset(c);
+    keylist_finish(&l);
+    return rc;
 }
 
 /* Reads the interval starting at start when it is complete or about to expire. Returns 1 when
- * read, 0 when not yet, -1 on error. */
-static int follow_interval(redisContext *c, struct follow *f, int64_t start, int interval_s,
+ * read, 0 when not yet, -1 on error. A Redis error (a failover, a cluster briefly down) is
+ * tried again on the next call while the interval's keys have more than a second to live. */
+static int follow_interval(struct rcluster *c, struct follow *f, int64_t start, int interval_s,
                            const char *group, int64_t now)
 {
     char wm_key[HB_WATERMARK_KEY_MAX];
     hb_watermark_key(wm_key, sizeof(wm_key), group ? group : HB_WATERMARK_GROUP_DEFAULT);
-    redisReply *r = redisCommand(c, "HGETALL %s", wm_key);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        HB_ERROR("verify: watermark: %s", r == NULL ? c->errstr : "not a hash");
-        freeReplyObject(r);
-        return -1;
-    }
+    const char *argv[] = {"HGETALL", wm_key};
+    char err[256];
+    redisReply *r = rcluster_command(c, wm_key, strlen(wm_key), 2, argv, NULL, err, sizeof(err));
     int64_t interval_ms = (int64_t)interval_s * 1000;
+    bool can_retry = hb_interval_ttl_ms(start, interval_ms, now) > 1000;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        if (can_retry)
+            HB_WARN("verify: watermark: %s; trying again", r == NULL ? err : "not a hash");
+        else
+            HB_ERROR("verify: watermark: %s", r == NULL ? err : "not a hash");
+        freeReplyObject(r);
+        return can_retry ? 0 : -1;
+    }
     bool complete = hb_watermark_complete(r, start + interval_ms, now);
     freeReplyObject(r);
     if (!complete && hb_interval_ttl_ms(start, interval_ms, now) > interval_ms / 4)
@@ -334,7 +414,11 @@ static int follow_interval(redisContext *c, struct follow *f, int64_t start, int
     memset(s, 0, sizeof(*s));
     s->interval_start = start;
     s->complete = complete;
-    return snapshot_read(c, s) < 0 ? -1 : 1;
+    if (snapshot_read(c, s) == 0)
+        return 1;
+    snapshot_clear(s);
+    f->n--;
+    return can_retry ? 0 : -1;
 }
 
 static const struct snapshot *follow_find(const struct follow *f, int64_t start)
@@ -479,7 +563,7 @@ static int follow_compare(const struct follow *f, const char *path, int interval
     return 0;
 }
 
-int verify_follow(redisContext *c, const char *path, int interval_s, const char *group,
+int verify_follow(struct rcluster *c, const char *path, int interval_s, const char *group,
                   bool verbose, FILE *out, struct verify_report *report)
 {
     memset(report, 0, sizeof(*report));

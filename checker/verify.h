@@ -3,6 +3,8 @@
 #ifndef HB_VERIFY_H
 #define HB_VERIFY_H
 
+#include "rcluster.h"
+
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,7 +21,7 @@ struct verify_report {
 /* Reads the truth from in and compares every line whose key should still exist at now_ms.
  * Prints one line per mismatch (and per match when verbose) to out. Returns 0 when the
  * comparison ran, -1 on a Redis error (reason on stderr). */
-int verify_truth(redisContext *c, FILE *in, int interval_s, int64_t now_ms, bool verbose,
+int verify_truth(struct rcluster *c, FILE *in, int interval_s, int64_t now_ms, bool verbose,
                  FILE *out, struct verify_report *report);
 
 /* Follows a run while it happens: from now on, reads every account's device ids of each
@@ -30,7 +32,7 @@ int verify_truth(redisContext *c, FILE *in, int interval_s, int64_t now_ms, bool
  * compares each line like verify_truth and prints one summary line per interval. The first
  * interval read is the one before the call's; truth lines of earlier ones count as skipped. Returns 0 when the comparison ran, -1 on a Redis or
  * memory error (reason on stderr). */
-int verify_follow(redisContext *c, const char *path, int interval_s, const char *group,
+int verify_follow(struct rcluster *c, const char *path, int interval_s, const char *group,
                   bool verbose, FILE *out, struct verify_report *report);
 
 #endif

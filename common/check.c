@@ -1,6 +1,7 @@
-/* The read side. All queries of one call go out in one pipeline and the replies are read in
- * order, so checking a thousand accounts costs one round trip, not a thousand; the watermark
- * that says whether the interval is complete rides in the same pipeline. */
+/* The read side. All queries of one call go out in one pipeline (one per node of a Redis
+ * Cluster, the nodes in parallel: common/rcluster), so checking a thousand accounts costs one
+ * round trip, not a thousand; the watermark that says whether the interval is complete rides
+ * in the same pipeline. */
 #include "check.h"
 
 #include "ids.h"
@@ -65,8 +66,8 @@ bool hb_watermark_complete(const redisReply *r, int64_t end_ms, int64_t now_ms)
 }
 
 /* Reads the accounts' keys of one interval, and with wm_key the watermark first, all in one
- * pipeline. */
-static int check_pipeline(redisContext *c, const char *const *accounts, size_t n,
+ * pipeline (one per node of a cluster). */
+static int check_pipeline(struct rcluster *c, const char *const *accounts, size_t n,
                           int64_t interval_start_ms, int64_t interval_end_ms, const char *wm_key,
                           bool want_ids, struct hb_check_result *results, char *err,
                           size_t errlen)
@@ -74,35 +75,35 @@ static int check_pipeline(redisContext *c, const char *const *accounts, size_t n
     memset(results, 0, n * sizeof(*results));
     for (size_t i = 0; i < n; i++)
         results[i].complete = true;
-    bool *queried = calloc(n ? n : 1, sizeof(bool));
-    if (queried == NULL) {
+    long *index = calloc(n ? n : 1, sizeof(long)); /* command of account i, or -1 */
+    if (index == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (wm_key != NULL && redisAppendCommand(c, "HGETALL %s", wm_key) != REDIS_OK) {
-        snprintf(err, errlen, "queue command: %s", c->errstr);
-        free(queried);
-        return -1;
+    rcluster_reset(c);
+    int rc = 0;
+    long wm = -1;
+    if (wm_key != NULL) {
+        const char *argv[] = {"HGETALL", wm_key};
+        wm = rcluster_append(c, wm_key, strlen(wm_key), 2, argv, NULL);
+        rc = wm < 0 ? -1 : 0;
     }
     char key[HB_KEY_MAX];
-    for (size_t i = 0; i < n; i++) {
-        if (hb_key_format(key, sizeof(key), accounts[i], interval_start_ms) < 0)
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        index[i] = -1;
+        int len = hb_key_format(key, sizeof(key), accounts[i], interval_start_ms);
+        if (len < 0)
             continue;
-        if (redisAppendCommand(c, want_ids ? "HKEYS %s" : "HLEN %s", key) != REDIS_OK) {
-            snprintf(err, errlen, "queue command: %s", c->errstr);
-            free(queried);
-            return -1;
-        }
-        queried[i] = true;
+        const char *argv[] = {want_ids ? "HKEYS" : "HLEN", key};
+        index[i] = rcluster_append(c, key, (size_t)len, 2, argv, NULL);
+        rc = index[i] < 0 ? -1 : 0;
     }
-    int rc = 0;
-    if (wm_key != NULL) {
-        redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
-            snprintf(err, errlen, "read reply: %s", c->errstr[0] ? c->errstr : "no reply");
-            free(queried);
-            return -1;
-        }
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory");
+    else
+        rc = rcluster_exec(c, err, errlen);
+    if (rc == 0 && wm >= 0) {
+        const redisReply *r = rcluster_reply(c, (size_t)wm);
         bool complete = true;
         if (r->type == REDIS_REPLY_ARRAY) {
             complete = hb_watermark_complete(r, interval_end_ms, hb_now_ms());
@@ -111,20 +112,13 @@ static int check_pipeline(redisContext *c, const char *const *accounts, size_t n
                      r->type == REDIS_REPLY_ERROR ? r->str : "not a hash");
             rc = -1;
         }
-        freeReplyObject(r);
         for (size_t i = 0; i < n; i++)
             results[i].complete = complete;
     }
-    /* Every reply is read, even after an error, so the connection stays usable. */
-    for (size_t i = 0; i < n; i++) {
-        if (!queried[i])
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (index[i] < 0)
             continue;
-        redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
-            snprintf(err, errlen, "read reply: %s", c->errstr[0] ? c->errstr : "no reply");
-            rc = -1;
-            break;
-        }
+        const redisReply *r = rcluster_reply(c, (size_t)index[i]);
         if (r->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "redis: %s", r->str);
             rc = -1;
@@ -139,13 +133,13 @@ static int check_pipeline(redisContext *c, const char *const *accounts, size_t n
             snprintf(err, errlen, "unexpected reply type %d", r->type);
             rc = -1;
         }
-        freeReplyObject(r);
     }
-    free(queried);
+    rcluster_reset(c);
+    free(index);
     return rc;
 }
 
-int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
+int hb_check_interval(struct rcluster *c, const char *const *accounts, size_t n,
                       int64_t interval_start_ms, bool want_ids, struct hb_check_result *results,
                       char *err, size_t errlen)
 {
@@ -153,7 +147,7 @@ int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
                           errlen);
 }
 
-int hb_check_interval_group(redisContext *c, const char *const *accounts, size_t n,
+int hb_check_interval_group(struct rcluster *c, const char *const *accounts, size_t n,
                             int64_t interval_start_ms, int interval_s, const char *group,
                             bool want_ids, struct hb_check_result *results, char *err,
                             size_t errlen)
@@ -169,7 +163,7 @@ int hb_check_interval_group(redisContext *c, const char *const *accounts, size_t
                           results, err, errlen);
 }
 
-int hb_check_previous_group(redisContext *c, const char *const *accounts, size_t n,
+int hb_check_previous_group(struct rcluster *c, const char *const *accounts, size_t n,
                             int64_t at_ms, int interval_s, const char *group, bool want_ids,
                             struct hb_check_result *results, char *err, size_t errlen)
 {
@@ -178,7 +172,7 @@ int hb_check_previous_group(redisContext *c, const char *const *accounts, size_t
                                    err, errlen);
 }
 
-int hb_check_previous(redisContext *c, const char *const *accounts, size_t n, int64_t at_ms,
+int hb_check_previous(struct rcluster *c, const char *const *accounts, size_t n, int64_t at_ms,
                       int interval_s, bool want_ids, struct hb_check_result *results, char *err,
                       size_t errlen)
 {

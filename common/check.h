@@ -1,8 +1,11 @@
 /* The read side: how many distinct devices each account had in one interval, read for many
  * accounts in one pipelined round trip. The checker program and any program that links the
- * library use this. */
+ * library use this. The handle is an opaque struct rcluster (rcluster_create from any --redis
+ * URI: redis://, unix:// or redis-cluster://); it connects on first use and reconnects itself. */
 #ifndef HB_CHECK_H
 #define HB_CHECK_H
+
+#include "rcluster.h"
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
@@ -38,27 +41,28 @@ struct hb_check_result {
 
 /* For each of the n accounts, reads the hash of the interval starting at interval_start_ms
  * (HLEN, or HKEYS when want_ids) in one pipeline, and fills results[0..n). Invalid account ids
- * count 0 devices without a query. Returns 0, or -1 with a reason in err (connection or protocol
- * error; results are then undefined but safe to pass to hb_check_results_finish). Every result's
+ * count 0 devices without a query. Returns 0, or -1 with a reason in err (no node answered after
+ * the redirections and retries rcluster_exec does, or a protocol error; results are then
+ * undefined but safe to pass to hb_check_results_finish). Forgets anything queued on c. Every result's
  * complete flag is true: this call reads no watermark. */
-int hb_check_interval(redisContext *c, const char *const *accounts, size_t n,
+int hb_check_interval(struct rcluster *c, const char *const *accounts, size_t n,
                       int64_t interval_start_ms, bool want_ids, struct hb_check_result *results,
                       char *err, size_t errlen);
 
 /* Same, for the last complete interval at at_ms (hb_interval_previous). */
-int hb_check_previous(redisContext *c, const char *const *accounts, size_t n, int64_t at_ms,
+int hb_check_previous(struct rcluster *c, const char *const *accounts, size_t n, int64_t at_ms,
                       int interval_s, bool want_ids, struct hb_check_result *results, char *err,
                       size_t errlen);
 
 /* Like hb_check_previous, and reads the watermark of the share group in the same pipeline
  * (one HGETALL more) to fill each result's complete flag. group NULL means
  * HB_WATERMARK_GROUP_DEFAULT. */
-int hb_check_previous_group(redisContext *c, const char *const *accounts, size_t n,
+int hb_check_previous_group(struct rcluster *c, const char *const *accounts, size_t n,
                             int64_t at_ms, int interval_s, const char *group, bool want_ids,
                             struct hb_check_result *results, char *err, size_t errlen);
 
 /* Like hb_check_interval, with the complete flag as hb_check_previous_group fills it. */
-int hb_check_interval_group(redisContext *c, const char *const *accounts, size_t n,
+int hb_check_interval_group(struct rcluster *c, const char *const *accounts, size_t n,
                             int64_t interval_start_ms, int interval_s, const char *group,
                             bool want_ids, struct hb_check_result *results, char *err,
                             size_t errlen);

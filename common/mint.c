@@ -1,6 +1,8 @@
 /* Minting tokens: the claims are built with cJSON (times as raw digits, never through a double)
  * and signed by libjwt with the key's own algorithm. The acl rules are written here and nowhere
- * else, in the order the verifier and the broker read them: first match decides. */
+ * else, in the order the verifier and the broker read them: first match decides. They are
+ * written so that EMQX enforces them as our plugin does (docs/EMQX.md): literal topics where
+ * the device is known, "retain": false on publish rules, explicit denies for $-topics. */
 #include "mint.h"
 
 #include "config.h"
@@ -18,8 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rules in a minted token: at most four (consumer with control prefix) of HB_ACL_RULES_MAX. */
-#define MINT_RULES_MAX 4
+/* Rules in a minted token: at most eight (consumer with control prefix) of HB_ACL_RULES_MAX. */
+#define MINT_RULES_MAX 8
+
+/* nbf is this far before the mint time, so a broker whose clock is behind ours (EMQX checks
+ * nbf with no leeway) accepts a fresh token; the plugin allows the same skew the other way. */
+#define MINT_NBF_LEEWAY_S 30
+
+/* $-topics that "#" does not cover on EMQX (MQTT 4.7.2): each gets its own deny before the
+ * closing one. $delayed/N/T republishes to any T, $SYS leaks every client id. */
+static const char *const dollar_denies[] = {"$SYS/#", "$delayed/#", "$share/#", "$queue/#"};
 
 struct mint_rule {
     const char *permission, *action;
@@ -34,15 +44,19 @@ static bool add_int(cJSON *obj, const char *name, int64_t v)
     return cJSON_AddRawToObject(obj, name, digits) != NULL;
 }
 
+/* One acl rule; an allowed publish says "retain": false, as EMQX allows retained publishes
+ * on a rule that does not (the plugin refuses them whatever the rule says). */
 static bool add_rule(cJSON *acl, const struct mint_rule *r)
 {
     cJSON *rule = cJSON_CreateObject();
     if (rule == NULL)
         return false;
     cJSON_AddItemToArray(acl, rule);
+    bool publish = strcmp(r->permission, "allow") == 0 && strcmp(r->action, "publish") == 0;
     return cJSON_AddStringToObject(rule, "permission", r->permission) != NULL &&
            cJSON_AddStringToObject(rule, "action", r->action) != NULL &&
-           cJSON_AddStringToObject(rule, "topic", r->topic) != NULL;
+           cJSON_AddStringToObject(rule, "topic", r->topic) != NULL &&
+           (!publish || cJSON_AddFalseToObject(rule, "retain") != NULL);
 }
 
 /* Appends a rule; topic is a printf format. The topics' parts are checked ids and prefixes,
@@ -70,7 +84,11 @@ static size_t mint_rules(const struct hb_token_request *req, const char *prefix,
     const char *control = req->control_prefix;
     size_t n = 0;
     if (req->role == HB_ROLE_DEVICE) {
-        push_rule(rules, &n, "allow", "publish", "%s/%s/${clientid}", prefix, req->account);
+        /* A pinned device's topic is literal: EMQX substitutes ${clientid} unchecked. */
+        if (device != NULL)
+            push_rule(rules, &n, "allow", "publish", "%s/%s/%s", prefix, req->account, device);
+        else
+            push_rule(rules, &n, "allow", "publish", "%s/%s/${clientid}", prefix, req->account);
         if (control != NULL && device != NULL)
             push_rule(rules, &n, "allow", "subscribe", "%s/%s/%s", control, req->account, device);
     } else {
@@ -79,6 +97,8 @@ static size_t mint_rules(const struct hb_token_request *req, const char *prefix,
         if (control != NULL)
             push_rule(rules, &n, "allow", "publish", "%s/+/+", control);
     }
+    for (size_t i = 0; i < sizeof(dollar_denies) / sizeof(dollar_denies[0]); i++)
+        push_rule(rules, &n, "deny", "all", "%s", dollar_denies[i]);
     push_rule(rules, &n, "deny", "all", "#");
     return n;
 }
@@ -147,7 +167,8 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
     cJSON *acl = claims ? cJSON_AddArrayToObject(claims, "acl") : NULL;
     bool ok = acl != NULL &&
               cJSON_AddStringToObject(claims, "sub", device_role ? req->account : "consumer") &&
-              add_int(claims, "iat", req->now_s) && add_int(claims, "nbf", req->now_s) &&
+              add_int(claims, "iat", req->now_s) &&
+              add_int(claims, "nbf", req->now_s - MINT_NBF_LEEWAY_S) &&
               add_int(claims, "exp", req->now_s + req->ttl_s) &&
               cJSON_AddStringToObject(claims, "jti", jti) &&
               cJSON_AddStringToObject(claims, "role", device_role ? "device" : "consumer") &&

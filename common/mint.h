@@ -15,7 +15,7 @@ struct hb_token_request {
     const char *account;      /* device role: the "sub" claim; required */
     const char *device;       /* device role, optional: pins the MQTT client id */
     const char *topic_prefix; /* "hb" by default */
-    int64_t now_s;            /* iat; nbf = iat */
+    int64_t now_s;            /* iat; nbf = iat - 30 s (clock leeway for the broker) */
     int64_t ttl_s;            /* exp = now_s + ttl_s */
     /* Optional: stop messages to devices are published on <control_prefix>/<account>/<device>.
      * NULL (the default) mints exactly what it minted before this existed. */
@@ -23,13 +23,16 @@ struct hb_token_request {
 };
 
 /* Mints a token signed with key. Device tokens: sub = account, acl = [allow publish
- * <prefix>/<account>/${clientid}, deny all "#"], with "device" claim and a pinned client id
- * when device is set. Consumer tokens: sub = "consumer", acl = [allow subscribe <prefix>/+/+,
- * allow subscribe $share/+/<prefix>/+/+, deny all "#"]. With control_prefix C (a valid topic
- * prefix other than the topic prefix), a pinned device token also gets allow subscribe
- * C/<account>/<device>, and a consumer token allow publish C/+/+, each just before the closing
- * deny. Claims: sub, iat, nbf, exp, jti (random, 128 bits), acl, role. Header: alg, typ, kid.
- * Returns a malloc'd token or NULL with a reason in err. */
+ * <prefix>/<account>/<device> (pinned: the "device" claim is set and the topic is literal) or
+ * <prefix>/<account>/${clientid} (unpinned), then the $-denies, then deny all "#"]. Consumer
+ * tokens: sub = "consumer", acl = [allow subscribe <prefix>/+/+, allow subscribe
+ * $share/+/<prefix>/+/+, the $-denies, deny all "#"]. The $-denies are deny all $SYS/#,
+ * $delayed/#, $share/#, $queue/#, in that order ("#" does not match $-topics on EMQX). Every
+ * allowed publish carries "retain": false. With control_prefix C (a valid topic prefix other
+ * than the topic prefix), a pinned device token also gets allow subscribe C/<account>/<device>,
+ * and a consumer token allow publish C/+/+, each just after its other allows. Claims: sub, iat
+ * (now_s), nbf (now_s - 30), exp (now_s + ttl_s), jti (random, 128 bits), acl, role. Header:
+ * alg, typ, kid. Returns a malloc'd token or NULL with a reason in err. */
 char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,
                     size_t errlen);
 

@@ -253,9 +253,10 @@ static void scripts_hash(void)
 }
 
 /* Runs a script with argv[0..argc) after the command and SHA slots (argv[0], argv[1] are
- * filled here). Returns the reply (caller frees) or NULL with a reason; an error reply is
- * turned into NULL too. */
-static redisReply *run(redisContext *c, int id, int argc, const char **argv, size_t *lens,
+ * filled here), routed by its first key argv[3] (every key of a script shares the account's
+ * hash tag, so one node of a cluster holds them all). Returns the reply (caller frees) or NULL
+ * with a reason; an error reply is turned into NULL too. */
+static redisReply *run(struct rcluster *c, int id, int argc, const char **argv, size_t *lens,
                        char *err, size_t errlen)
 {
     struct script *s = &scripts[id];
@@ -268,17 +269,18 @@ static redisReply *run(redisContext *c, int id, int argc, const char **argv, siz
     argv[1] = s->sha;
     lens[0] = 7;
     lens[1] = 40;
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    char why[256];
+    redisReply *r = rcluster_command(c, argv[3], lens[3], argc, argv, lens, why, sizeof(why));
     if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);
         argv[0] = "EVAL";
         argv[1] = s->text;
         lens[0] = 4;
         lens[1] = strlen(s->text);
-        r = redisCommandArgv(c, argc, argv, lens);
+        r = rcluster_command(c, argv[3], lens[3], argc, argv, lens, why, sizeof(why));
     }
     if (r == NULL) {
-        set_err(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        set_err(err, errlen, "redis: %s", why);
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -370,7 +372,7 @@ void hb_admission_finish(struct hb_admission *a)
     memset(a, 0, sizeof(*a));
 }
 
-int hb_plays_admit(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+int hb_plays_admit(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                    const char *device, const char *group, const char *media, int64_t now_ms,
                    struct hb_admission *out, char *err, size_t errlen)
 {
@@ -416,7 +418,7 @@ int hb_plays_admit(redisContext *c, const struct hb_plays_config *cfg, const cha
     return 0;
 }
 
-int hb_plays_release(redisContext *c, const char *account, const char *device, char *err,
+int hb_plays_release(struct rcluster *c, const char *account, const char *device, char *err,
                      size_t errlen)
 {
     char plays[PLAYS_KEY_MAX], limits[PLAYS_KEY_MAX];
@@ -426,9 +428,11 @@ int hb_plays_release(redisContext *c, const char *account, const char *device, c
         set_err(err, errlen, "invalid device id");
         return -1;
     }
-    redisReply *r = redisCommand(c, "HDEL %s %s", plays, device);
+    const char *argv[] = {"HDEL", plays, device};
+    char why[256];
+    redisReply *r = rcluster_command(c, plays, strlen(plays), 3, argv, NULL, why, sizeof(why));
     if (r == NULL) {
-        set_err(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        set_err(err, errlen, "redis: %s", why);
         return -1;
     }
     int rc = r->type == REDIS_REPLY_INTEGER ? (r->integer > 0 ? 1 : 0) : -1;
@@ -453,7 +457,7 @@ static bool parse_groups(const redisReply *r, struct hb_limits *limits)
     return true;
 }
 
-int hb_plays_get(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+int hb_plays_get(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                  int64_t now_ms, struct hb_admission *out, struct hb_limits *limits,
                  bool *custom, char *err, size_t errlen)
 {
@@ -494,7 +498,7 @@ int hb_plays_get(redisContext *c, const struct hb_plays_config *cfg, const char 
     return 0;
 }
 
-int hb_plays_set_limits(redisContext *c, const char *account, const struct hb_limits *limits,
+int hb_plays_set_limits(struct rcluster *c, const char *account, const struct hb_limits *limits,
                         char *err, size_t errlen)
 {
     char plays[PLAYS_KEY_MAX], limkey[PLAYS_KEY_MAX];
@@ -591,7 +595,7 @@ static bool parse_stops(const redisReply *r, const struct hb_touch_report *repor
     return true;
 }
 
-int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+int hb_plays_touch(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                    const struct hb_touch_report *reports, size_t n, int64_t now_ms,
                    struct hb_touch_result *out, char *err, size_t errlen)
 {

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "ids.h"
+#include "rcluster.h"
 
 #define HB_PLAYS_GROUPS_MAX 16    /* group limits per account */
 #define HB_PLAYS_LIMIT_MAX 10000  /* largest device limit */
@@ -87,26 +88,25 @@ void hb_admission_finish(struct hb_admission *a);
  * admitted again; otherwise it is admitted when the group and account limits allow, or, with
  * policy evict_oldest, after evicting the oldest devices (of the group first) that stand in the
  * way; else refused. Nothing is written on a refusal. now_ms 0 means Redis's clock. Returns 0
- * with out filled, or -1 with a reason in err (invalid id, Redis or protocol error: the caller
- * should drop the connection). */
-int hb_plays_admit(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+ * with out filled, or -1 with a reason in err (invalid id, Redis or protocol error). */
+int hb_plays_admit(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                    const char *device, const char *group, const char *media, int64_t now_ms,
                    struct hb_admission *out, char *err, size_t errlen);
 
 /* Frees device's slot at once. Returns 1 when it was active, 0 when not, -1 with a reason. */
-int hb_plays_release(redisContext *c, const char *account, const char *device, char *err,
+int hb_plays_release(struct rcluster *c, const char *account, const char *device, char *err,
                      size_t errlen);
 
 /* The active devices (stale ones pruned) and the limits in force: the account's own, or the
  * defaults (*custom false). out->decision is HB_ADMIT_OK. 0, or -1 with a reason. */
-int hb_plays_get(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+int hb_plays_get(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                  int64_t now_ms, struct hb_admission *out, struct hb_limits *limits,
                  bool *custom, char *err, size_t errlen);
 
 /* Replaces the account's limits (all of them, atomically). 0, or -1 with a reason (also when
  * limits is out of range: devices or a group limit above HB_PLAYS_LIMIT_MAX, a group that is
  * not an id, more than HB_PLAYS_GROUPS_MAX groups). */
-int hb_plays_set_limits(redisContext *c, const char *account, const struct hb_limits *limits,
+int hb_plays_set_limits(struct rcluster *c, const char *account, const struct hb_limits *limits,
                         char *err, size_t errlen);
 
 /* One device's heartbeat as the consumer saw it. */
@@ -138,7 +138,7 @@ void hb_touch_result_finish(struct hb_touch_result *r);
  * anyone, and the rest are reported in stop. So after a loss of all admission data the devices
  * that started last are the ones stopped, and no account ever exceeds its limit. now_ms 0
  * means Redis's clock. 0, or -1 with a reason. */
-int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+int hb_plays_touch(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                    const struct hb_touch_report *reports, size_t n, int64_t now_ms,
                    struct hb_touch_result *out, char *err, size_t errlen);
 

@@ -90,17 +90,24 @@ static void node_failed(struct rcluster *c, struct node *n, const char *what)
     node_drop(c, n);
 }
 
+/* The single-node address of node n, with c's credentials. */
+static void node_addr(const struct rcluster *c, const struct node *n, struct hb_redis_addr *out)
+{
+    *out = c->addr;
+    if (!c->addr.cluster)
+        return;
+    memcpy(out->host, n->ep.host, sizeof(out->host));
+    out->port = n->ep.port;
+    out->cluster = false;
+    out->n_seeds = 0;
+}
+
 static bool node_connect(struct rcluster *c, struct node *n)
 {
     if (n->ctx != NULL)
         return true;
-    struct hb_redis_addr a = c->addr;
-    if (a.cluster) {
-        memcpy(a.host, n->ep.host, sizeof(a.host));
-        a.port = n->ep.port;
-        a.cluster = false;
-        a.n_seeds = 0;
-    }
+    struct hb_redis_addr a;
+    node_addr(c, n, &a);
     char err[200];
     n->ctx = hb_redis_connect(&a, c->timeout_ms, err, sizeof(err));
     if (n->ctx == NULL) {
@@ -506,6 +513,49 @@ int rcluster_exec(struct rcluster *c, char *err, size_t errlen)
 const redisReply *rcluster_reply(const struct rcluster *c, size_t i)
 {
     return i < c->n_cmds ? c->cmds[i].reply : NULL;
+}
+
+redisReply *rcluster_reply_take(struct rcluster *c, size_t i)
+{
+    if (i >= c->n_cmds)
+        return NULL;
+    redisReply *r = c->cmds[i].reply;
+    c->cmds[i].reply = NULL;
+    return r;
+}
+
+redisReply *rcluster_command(struct rcluster *c, const char *key, size_t keylen, int argc,
+                             const char **argv, const size_t *argvlen, char *err,
+                             size_t errlen)
+{
+    rcluster_reset(c);
+    if (rcluster_append(c, key, keylen, argc, argv, argvlen) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    redisReply *r = rcluster_exec(c, err, errlen) == 0 ? rcluster_reply_take(c, 0) : NULL;
+    rcluster_reset(c);
+    return r;
+}
+
+int rcluster_masters(struct rcluster *c, struct hb_redis_addr *out, size_t max, char *err,
+                     size_t errlen)
+{
+    if (c->addr.cluster && (!c->map_ok || c->need_refresh) && !refresh_cluster(c) &&
+        !c->map_ok) {
+        snprintf(err, errlen, "%s", c->reason[0] ? c->reason : "no node answered");
+        return -1;
+    }
+    bool seen[MAX_NODES] = {false};
+    int n = 0;
+    for (int s = 0; s < RCLUSTER_SLOTS; s++) {
+        int idx = c->slots[s];
+        if (idx == NO_NODE || seen[idx] || (size_t)n == max)
+            continue;
+        seen[idx] = true;
+        node_addr(c, &c->nodes[idx], &out[n++]);
+    }
+    return n;
 }
 
 size_t rcluster_count(const struct rcluster *c)

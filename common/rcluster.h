@@ -125,6 +125,24 @@ int rcluster_exec(struct rcluster *c, char *err, size_t errlen);
  * not delivered (or i is out of range). */
 const redisReply *rcluster_reply(const struct rcluster *c, size_t i);
 
+/* Takes reply i out of c: the caller frees it with freeReplyObject, and rcluster_reply(c, i)
+ * is NULL from then on. NULL when it was not delivered (or i is out of range). */
+redisReply *rcluster_reply_take(struct rcluster *c, size_t i);
+
+/* Runs one command routed by key on its own: forgets what was queued (rcluster_reset), queues
+ * it, execs. Returns its reply, error replies included, for the caller to free; NULL with a
+ * reason in err when it was not delivered or memory ran out. */
+redisReply *rcluster_command(struct rcluster *c, const char *key, size_t keylen, int argc,
+                             const char **argv, const size_t *argvlen, char *err,
+                             size_t errlen);
+
+/* Fills out[0..max) with one single-node address per master (the slot map is loaded first when
+ * it is not), carrying the credentials of c's address, for commands that each node answers for
+ * its own keys only (SCAN). A single node gives its own address. Returns how many, or -1 with
+ * a reason in err when no node answered. */
+int rcluster_masters(struct rcluster *c, struct hb_redis_addr *out, size_t max, char *err,
+                     size_t errlen);
+
 /* The number of queued commands. */
 size_t rcluster_count(const struct rcluster *c);
 

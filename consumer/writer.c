@@ -1,9 +1,10 @@
 /* The Redis writer. Each key of a batch is written by one EVALSHA of a small script that does
  * the HINCRBYs and the PEXPIRE together: Redis runs a script atomically (and logs it to the AOF
  * as one transaction), so a key never exists without its TTL, even if Redis dies mid-batch.
- * Keys are removed from the batch as their replies arrive; on a lost connection the rest stays
- * and is retried as soon as a probe finds Redis again. A retried key can count a heartbeat twice in its field
- * value, never a device that was not there. */
+ * The batch goes out through common/rcluster, one pipeline per node (one node for redis:// and
+ * unix://), which follows MOVED/ASK and failovers. Keys leave the batch as their replies say
+ * written; the rest stays and is retried as soon as a probe finds Redis again. A retried key
+ * can count a heartbeat twice in its field value, never a device that was not there. */
 #include "writer.h"
 
 #include "interval.h"
@@ -67,13 +68,12 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* Marks Redis down: the next batch first probes it (rcluster_refresh) and rewrites the
+ * watermark. The connections themselves are rcluster's to drop and reopen. */
 static void disconnect(struct writer *w)
 {
     atomic_store(&w->stats->redis_up, false);
-    if (w->redis != NULL) {
-        redisFree(w->redis);
-        w->redis = NULL;
-    }
+    w->up = false;
 }
 
 /* Gaps in a device's seq are loss only when this consumer gets all of its heartbeats: alone in
@@ -121,13 +121,15 @@ static bool watermark_write(struct writer *w)
     snprintf(ttl, sizeof(ttl), "%d", WM_KEY_TTL_MS);
     snprintf(forget, sizeof(forget), "%lld", (long long)(now - WM_KEY_TTL_MS));
     snprintf(fresh, sizeof(fresh), "%lld", (long long)(now - HB_WATERMARK_STALE_MS));
-    const char *argv[] = {"EVAL", watermark_script, "1", w->wm_key, w->cfg.consumer_id,
+    const char *argv[] = {"EVALSHA", w->wm_sha, "1", w->wm_key, w->cfg.consumer_id,
                           value, ttl, forget, fresh};
-    redisReply *r = redisCommandArgv(w->redis, 9, argv, NULL);
+    char err[256];
+    redisReply *r = rcluster_command(w->rc, w->wm_key, strlen(w->wm_key), 9, argv, NULL, err,
+                                     sizeof(err));
     bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     if (!ok) {
         HB_WARN("redis: watermark: %s",
-                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+                r == NULL ? err : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
         atomic_fetch_add(&w->stats->redis_errors, 1);
     } else {
         track_loss(w, r->integer <= 1);
@@ -152,7 +154,7 @@ static void watermark_advance(struct writer *w)
     int64_t wm = queue_length(w->queue) == 0 ? now - WM_GUARD_MS : w->last_taken_ms - 1;
     if (wm > w->wm_ms)
         w->wm_ms = wm;
-    if (w->redis == NULL)
+    if (!w->up)
         return;
     int64_t interval_ms = (int64_t)w->cfg.interval_s * 1000;
     bool crossed = hb_interval_start(w->wm_ms, interval_ms) >
@@ -161,12 +163,12 @@ static void watermark_advance(struct writer *w)
         watermark_write(w);
 }
 
-/* Connects and loads the script; false (logged, counted) when Redis is not reachable. */
+/* Probes Redis (PING, or the slot map of a cluster; rcluster loads the scripts on each node
+ * before its first command); false (logged, counted) when it is not reachable. */
 static bool connect_redis(struct writer *w)
 {
     char err[256];
-    w->redis = hb_redis_connect(&w->cfg.redis, 2000, err, sizeof(err));
-    if (w->redis == NULL) {
+    if (rcluster_refresh(w->rc, err, sizeof(err)) != 0) {
         atomic_fetch_add(&w->stats->redis_errors, 1);
         long suppressed;
         if (hb_ratelimit_allow(&w->connect_log, &suppressed))
@@ -174,20 +176,8 @@ static bool connect_redis(struct writer *w)
                     queue_length(w->queue), suppressed);
         return false;
     }
-    redisReply *r = redisCommand(w->redis, "SCRIPT LOAD %s", write_script);
-    bool ok = r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40;
-    if (ok)
-        memcpy(w->script_sha, r->str, 41);
-    else
-        HB_WARN("redis: SCRIPT LOAD failed: %s",
-                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
-    freeReplyObject(r);
-    if (!ok) {
-        atomic_fetch_add(&w->stats->redis_errors, 1);
-        disconnect(w);
-        return false;
-    }
     HB_INFO("redis: connected");
+    w->up = true;
     atomic_store(&w->stats->redis_up, true);
     /* Say at once that this consumer is back and how far it got, before the buffered batch
      * goes out: a reader must not take the old, stale field for a consumer gone. */
@@ -273,11 +263,13 @@ static int append_key(struct writer *w, struct batch_key *k, int64_t now)
         set_arg(w, i++, d->device, strlen(d->device));
         set_arg(w, i++, w->numbers[j], format_count(w->numbers[j], d->count));
     }
-    return redisAppendCommandArgv(w->redis, (int)argc, w->argv, w->argvlen) == REDIS_OK ? 1 : -1;
+    return rcluster_append(w->rc, k->key, strlen(k->key), (int)argc, w->argv, w->argvlen) >= 0
+               ? 1
+               : -1;
 }
 
 /* Writes the batch. Keys confirmed by Redis (or dropped for good) leave the batch. Returns
- * false when the connection failed or a transient error asks for a retry. */
+ * false when some node could not be reached or a transient error asks for a retry. */
 static bool write_batch(struct writer *w)
 {
     int64_t now = hb_now_ms();
@@ -287,11 +279,12 @@ static bool write_batch(struct writer *w)
         HB_ERROR("writer: out of memory");
         return false;
     }
+    rcluster_reset(w->rc);
     struct batch_key *k, *tmp;
     HASH_ITER(hh, w->batch.keys, k, tmp) {
         int rc = append_key(w, k, now);
         if (rc < 0) {
-            HB_ERROR("writer: cannot queue command: %s", w->redis->errstr);
+            HB_ERROR("writer: cannot queue command: out of memory");
             break;
         }
         if (rc == 0)
@@ -300,16 +293,17 @@ static bool write_batch(struct writer *w)
             sent[n_sent++] = k;
     }
 
-    bool ok = true;
+    char err[256];
+    bool ok = rcluster_exec(w->rc, err, sizeof(err)) == 0;
+    if (!ok) {
+        HB_WARN("redis: %s", err);
+        atomic_fetch_add(&w->stats->redis_errors, 1);
+    }
     unsigned long long written = 0;
     for (size_t i = 0; i < n_sent; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(w->redis, (void **)&r) != REDIS_OK || r == NULL) {
-            HB_WARN("redis: connection lost: %s", w->redis->errstr);
-            atomic_fetch_add(&w->stats->redis_errors, 1);
-            ok = false;
-            break;
-        }
+        const redisReply *r = rcluster_reply(w->rc, i);
+        if (r == NULL)
+            continue; /* not delivered: stays in the batch */
         if (r->type == REDIS_REPLY_ERROR) {
             atomic_fetch_add(&w->stats->redis_errors, 1);
             if (transient_error(r->str)) {
@@ -325,15 +319,15 @@ static bool write_batch(struct writer *w)
             written += (unsigned long long)sent[i]->heartbeats;
             batch_remove(&w->batch, sent[i]);
         }
-        freeReplyObject(r);
     }
+    rcluster_reset(w->rc);
     free(sent);
     if (written > 0) {
         atomic_fetch_add(&w->stats->written, written);
         stats_batch(w->stats, written);
     }
     if (!ok || w->batch.n_keys > 0) {
-        /* Unread replies make the connection unusable; start over on a fresh one. */
+        /* Probe before the next try, and say where this consumer is first thing after. */
         disconnect(w);
         return false;
     }
@@ -348,27 +342,28 @@ static void idle_check(struct writer *w, int64_t *next_ms)
     int64_t now = hb_monotonic_ms();
     if (now < *next_ms)
         return;
-    if (w->redis == NULL) {
+    if (!w->up) {
         *next_ms = now + (connect_redis(w) ? IDLE_PING_MS : PROBE_MS);
         return;
     }
-    redisReply *r = redisCommand(w->redis, "PING");
-    if (r == NULL || r->type != REDIS_REPLY_STATUS) {
-        HB_WARN("redis: PING failed: %s",
-                r == NULL ? w->redis->errstr : (r->type == REDIS_REPLY_ERROR ? r->str : "?"));
+    char err[256];
+    if (rcluster_refresh(w->rc, err, sizeof(err)) != 0) {
+        HB_WARN("redis: probe failed: %s", err);
         atomic_fetch_add(&w->stats->redis_errors, 1);
         disconnect(w);
     }
-    freeReplyObject(r);
     *next_ms = now + IDLE_PING_MS;
 }
 
 /* On a clean stop with nothing held, this consumer's field goes: it is behind on nothing. */
 static void watermark_remove(struct writer *w)
 {
-    if (w->redis == NULL)
+    if (!w->up)
         return;
-    redisReply *r = redisCommand(w->redis, "HDEL %s %s", w->wm_key, w->cfg.consumer_id);
+    const char *argv[] = {"HDEL", w->wm_key, w->cfg.consumer_id};
+    char err[256];
+    redisReply *r = rcluster_command(w->rc, w->wm_key, strlen(w->wm_key), 3, argv, NULL, err,
+                                     sizeof(err));
     if (r == NULL || r->type != REDIS_REPLY_INTEGER)
         HB_WARN("redis: cannot remove the watermark of %s", w->cfg.consumer_id);
     freeReplyObject(r);
@@ -413,7 +408,7 @@ static void *writer_main(void *arg)
             }
             continue;
         }
-        if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
+        if ((w->up || connect_redis(w)) && write_batch(w)) {
             atomic_store(&w->stats->write_lag_ms, hb_now_ms() - w->oldest_unwritten_ms);
             w->oldest_unwritten_ms = 0;
             watermark_advance(w);
@@ -454,6 +449,14 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
     w->connect_log.burst = 1;
     w->connect_log.window_ms = 5000;
     batch_init(&w->batch);
+    char err[256];
+    w->rc = rcluster_create(&cfg->redis, 2000, err, sizeof(err));
+    if (w->rc == NULL || !rcluster_script_add(w->rc, write_script, w->script_sha, err,
+                                              sizeof(err)) ||
+        !rcluster_script_add(w->rc, watermark_script, w->wm_sha, err, sizeof(err))) {
+        HB_ERROR("writer: %s", err);
+        return false;
+    }
     w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
     if (w->entries == NULL || !seqtrack_init(&w->seqtrack)) {
         HB_ERROR("writer: cannot allocate a batch of %zu: %s", cfg->batch_size, strerror(errno));
@@ -490,4 +493,6 @@ void writer_finish(struct writer *w)
     w->numbers = NULL;
     w->scratch_cap = 0;
     disconnect(w);
+    rcluster_destroy(w->rc);
+    w->rc = NULL;
 }

@@ -1,5 +1,6 @@
 /* The Redis writer: one thread that drains the queue in batches and writes each batch in one
- * pipeline, probing an unreachable Redis every 200 ms while the queue buffers. */
+ * pipeline (one per node of a Redis Cluster), probing an unreachable Redis every 200 ms while
+ * the queue buffers. */
 #ifndef HB_WRITER_H
 #define HB_WRITER_H
 
@@ -11,6 +12,7 @@
 #include "check.h"
 #include "log.h"
 #include "queue.h"
+#include "rcluster.h"
 #include "redis.h"
 #include "seqtrack.h"
 #include "stats.h"
@@ -29,8 +31,10 @@ struct writer {
     struct writer_config cfg;
     struct queue *queue;
     struct stats *stats;
-    redisContext *redis;
+    struct rcluster *rc; /* every node's connections; created at init, connects on first use */
+    bool up;             /* the last probe or batch reached Redis */
     char script_sha[41];
+    char wm_sha[41];
     struct batch batch;
     struct queue_entry *entries;
     /* Scratch for building one EVALSHA, grown as needed and reused for every key. */

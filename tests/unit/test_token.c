@@ -2,6 +2,7 @@
  * HS256 and ES256 round trips, the exact rules of minted tokens, every refusal of
  * hb_token_verify (crafted by hand where a signer would not produce it), rotation and peeking.
  * Keys are generated at test time with OpenSSL into a temporary directory. */
+#include "acl.h"
 #include "jwtparts.h"
 #include "jwtverify.h"
 #include "keyring.h"
@@ -12,6 +13,7 @@
 
 #include "testing.h"
 
+#include <cjson/cJSON.h>
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -322,6 +324,26 @@ static void test_keyring_refuses_duplicate_kid_and_overflow(void)
 
 /* ---- Round trips --------------------------------------------------------------------------- */
 
+static void check_rule(const struct hb_acl_rule *r, bool allow, enum hb_acl_action action,
+                       const char *topic)
+{
+    CHECK_INT(r->allow, allow);
+    CHECK_INT(r->action, action);
+    CHECK_STR(r->topic, topic);
+}
+
+/* The closing rules every minted token ends with, from rule `from` on: the $-topic denies
+ * ("#" does not match them on EMQX), then deny all "#". */
+static void check_closing(const struct hb_token_claims *c, size_t from)
+{
+    static const char *const dollar[] = {"$SYS/#", "$delayed/#", "$share/#", "$queue/#"};
+    CHECK_INT(c->n_rules, from + 5);
+    for (size_t i = 0; i < 4 && from + i < c->n_rules; i++)
+        check_rule(&c->rules[from + i], false, HB_ACL_ALL, dollar[i]);
+    if (from + 4 < c->n_rules)
+        check_rule(&c->rules[from + 4], false, HB_ACL_ALL, "#");
+}
+
 static void test_hs256_device_token_round_trip(void)
 {
     struct hb_keyring ring;
@@ -334,15 +356,11 @@ static void test_hs256_device_token_round_trip(void)
     CHECK_STR(c.kid, "k1");
     CHECK_INT(c.role, HB_ROLE_DEVICE);
     CHECK_INT(c.iat, T0);
-    CHECK_INT(c.nbf, T0);
+    CHECK_INT(c.nbf, T0 - 30); /* a broker whose clock is behind still accepts it */
     CHECK_INT(c.exp, T0 + 1800);
-    CHECK_INT(c.n_rules, 2);
-    CHECK(c.rules[0].allow);
-    CHECK_INT(c.rules[0].action, HB_ACL_PUBLISH);
-    CHECK_STR(c.rules[0].topic, "hb/acct-1/${clientid}");
-    CHECK(!c.rules[1].allow);
-    CHECK_INT(c.rules[1].action, HB_ACL_ALL);
-    CHECK_STR(c.rules[1].topic, "#");
+    /* Unpinned: the one placeholder left, which the plugin checks (docs/EMQX.md). */
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
+    check_closing(&c, 1);
     free(t);
     hb_keyring_finish(&ring);
 }
@@ -358,7 +376,9 @@ static void test_es256_round_trip_public_key_verifies(void)
     CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0, &c), HB_TOKEN_OK);
     CHECK_STR(c.sub, "acct-2");
     CHECK_STR(c.device, "tv-1");
-    CHECK_STR(c.rules[0].topic, "hb/acct-2/${clientid}");
+    /* Pinned: the device's topic is literal. */
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-2/tv-1");
+    check_closing(&c, 1);
     /* The private key verifies too (through its derived public key). */
     struct hb_keyring ring2;
     ring_of(&ring2, "e1", "ec1.pem");
@@ -388,13 +408,9 @@ static void test_consumer_token_and_topic_prefix(void)
     CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0, &c), HB_TOKEN_OK);
     CHECK_STR(c.sub, "consumer");
     CHECK_INT(c.role, HB_ROLE_CONSUMER);
-    CHECK_INT(c.n_rules, 3);
-    CHECK_STR(c.rules[0].topic, "tenant/hb/+/+");
-    CHECK_INT(c.rules[0].action, HB_ACL_SUBSCRIBE);
-    CHECK_STR(c.rules[1].topic, "$share/+/tenant/hb/+/+");
-    CHECK_INT(c.rules[1].action, HB_ACL_SUBSCRIBE);
-    CHECK_STR(c.rules[2].topic, "#");
-    CHECK(!c.rules[2].allow);
+    check_rule(&c.rules[0], true, HB_ACL_SUBSCRIBE, "tenant/hb/+/+");
+    check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "$share/+/tenant/hb/+/+");
+    check_closing(&c, 2);
     free(t);
     hb_keyring_finish(&ring);
 }
@@ -439,14 +455,6 @@ static bool mint_and_verify(const struct hb_keyring *ring, struct hb_token_reque
     return ok;
 }
 
-static void check_rule(const struct hb_acl_rule *r, bool allow, enum hb_acl_action action,
-                       const char *topic)
-{
-    CHECK_INT(r->allow, allow);
-    CHECK_INT(r->action, action);
-    CHECK_STR(r->topic, topic);
-}
-
 static void test_control_prefix_adds_exactly_one_rule_before_the_deny(void)
 {
     struct hb_keyring ring;
@@ -456,30 +464,116 @@ static void test_control_prefix_adds_exactly_one_rule_before_the_deny(void)
     struct hb_token_request req = {
         .role = HB_ROLE_DEVICE, .account = "acct-1", .device = "tv-1", .control_prefix = "hb-ctl"};
     CHECK(mint_and_verify(&ring, &req, &c));
-    CHECK_INT(c.n_rules, 3);
-    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/tv-1");
     check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "hb-ctl/acct-1/tv-1");
-    check_rule(&c.rules[2], false, HB_ACL_ALL, "#");
+    check_closing(&c, 2);
     /* An unpinned device token gets nothing more: it names no device. */
     req.device = NULL;
     CHECK(mint_and_verify(&ring, &req, &c));
-    CHECK_INT(c.n_rules, 2);
     check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct-1/${clientid}");
-    check_rule(&c.rules[1], false, HB_ACL_ALL, "#");
+    check_closing(&c, 1);
     /* The consumer may publish stop messages to every device. */
     struct hb_token_request consumer = {
         .role = HB_ROLE_CONSUMER, .topic_prefix = "tenant/hb", .control_prefix = "tenant/ctl"};
     CHECK(mint_and_verify(&ring, &consumer, &c));
-    CHECK_INT(c.n_rules, 4);
     check_rule(&c.rules[0], true, HB_ACL_SUBSCRIBE, "tenant/hb/+/+");
     check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "$share/+/tenant/hb/+/+");
     check_rule(&c.rules[2], true, HB_ACL_PUBLISH, "tenant/ctl/+/+");
-    check_rule(&c.rules[3], false, HB_ACL_ALL, "#");
+    check_closing(&c, 3);
     /* Without one, a consumer token is what it always was. */
     consumer.control_prefix = NULL;
     CHECK(mint_and_verify(&ring, &consumer, &c));
-    CHECK_INT(c.n_rules, 3);
-    check_rule(&c.rules[2], false, HB_ACL_ALL, "#");
+    check_closing(&c, 2);
+    hb_keyring_finish(&ring);
+}
+
+/* Decodes a minted token's claims as EMQX reads them: every allowed publish says
+ * "retain": false, no other rule carries a retain field, and a pinned token has no
+ * placeholder left (EMQX substitutes ${clientid} unchecked). */
+static void check_emqx_rules(const char *token, bool pinned)
+{
+    const char *dot1 = strchr(token, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    CHECK(dot2 != NULL);
+    if (dot2 == NULL)
+        return;
+    cJSON *claims = hb_jwt_part_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), 16);
+    CHECK(claims != NULL);
+    const cJSON *acl = cJSON_GetObjectItemCaseSensitive(claims, "acl");
+    CHECK(cJSON_IsArray(acl));
+    const cJSON *rule;
+    cJSON_ArrayForEach(rule, acl)
+    {
+        const char *perm = cJSON_GetObjectItemCaseSensitive(rule, "permission")->valuestring;
+        const char *action = cJSON_GetObjectItemCaseSensitive(rule, "action")->valuestring;
+        const char *topic = cJSON_GetObjectItemCaseSensitive(rule, "topic")->valuestring;
+        const cJSON *retain = cJSON_GetObjectItemCaseSensitive(rule, "retain");
+        if (strcmp(perm, "allow") == 0 && strcmp(action, "publish") == 0)
+            CHECK(cJSON_IsFalse(retain));
+        else
+            CHECK(retain == NULL);
+        if (pinned)
+            CHECK(strstr(topic, "${") == NULL);
+    }
+    const cJSON *iat = cJSON_GetObjectItemCaseSensitive(claims, "iat");
+    const cJSON *nbf = cJSON_GetObjectItemCaseSensitive(claims, "nbf");
+    CHECK(cJSON_IsNumber(iat) && cJSON_IsNumber(nbf) && iat->valuedouble - nbf->valuedouble == 30);
+    cJSON_Delete(claims);
+}
+
+static void test_minted_rules_are_enforceable_by_emqx(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    char err[256];
+    struct hb_token_request reqs[] = {
+        {.role = HB_ROLE_DEVICE, .account = "a", .device = "tv", .control_prefix = "ctl"},
+        {.role = HB_ROLE_DEVICE, .account = "a"},
+        {.role = HB_ROLE_CONSUMER, .control_prefix = "ctl"},
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        reqs[i].now_s = T0;
+        reqs[i].ttl_s = 60;
+        char *t = hb_token_mint(&k, &reqs[i], err, sizeof(err));
+        CHECK(t != NULL);
+        if (t != NULL)
+            check_emqx_rules(t, reqs[i].role == HB_ROLE_CONSUMER || reqs[i].device != NULL);
+        free(t);
+    }
+    hb_key_finish(&k);
+}
+
+/* The plugin decides minted tokens as before the EMQX changes, or stricter: a pinned device
+ * publishes its own topic only, $-topics are denied, the consumer reads and shares. */
+static void test_plugin_decisions_on_minted_tokens(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    struct hb_token_claims c;
+    struct hb_token_request pinned = {
+        .role = HB_ROLE_DEVICE, .account = "a", .device = "tv", .control_prefix = "ctl"};
+    CHECK(mint_and_verify(&ring, &pinned, &c));
+    CHECK(hb_acl_allows(&c, "tv", NULL, HB_ACL_PUBLISH, "hb/a/tv"));
+    CHECK(!hb_acl_allows(&c, "tv", NULL, HB_ACL_PUBLISH, "hb/a/other"));
+    CHECK(!hb_acl_allows(&c, "other", NULL, HB_ACL_PUBLISH, "hb/a/other"));
+    CHECK(hb_acl_allows(&c, "tv", NULL, HB_ACL_SUBSCRIBE, "ctl/a/tv"));
+    CHECK(!hb_acl_allows(&c, "tv", NULL, HB_ACL_SUBSCRIBE, "$SYS/broker/clients/connected"));
+    CHECK(!hb_acl_allows(&c, "tv", NULL, HB_ACL_PUBLISH, "$delayed/1/hb/b/tv"));
+    CHECK(!hb_acl_allows(&c, "tv", NULL, HB_ACL_SUBSCRIBE, "$share/g/hb/a/tv"));
+    struct hb_token_request unpinned = {.role = HB_ROLE_DEVICE, .account = "a"};
+    CHECK(mint_and_verify(&ring, &unpinned, &c));
+    CHECK(hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "hb/a/dev1"));
+    CHECK(!hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "hb/a/dev2"));
+    CHECK(!hb_acl_allows(&c, "+", NULL, HB_ACL_PUBLISH, "hb/a/dev2"));
+    CHECK(!hb_acl_allows(&c, "dev1", NULL, HB_ACL_PUBLISH, "$delayed/1/hb/a/dev1"));
+    struct hb_token_request consumer = {.role = HB_ROLE_CONSUMER, .control_prefix = "ctl"};
+    CHECK(mint_and_verify(&ring, &consumer, &c));
+    CHECK(hb_acl_allows(&c, "c1", NULL, HB_ACL_SUBSCRIBE, "$share/hb-consumers/hb/+/+"));
+    CHECK(hb_acl_allows(&c, "c1", NULL, HB_ACL_SUBSCRIBE, "hb/+/+"));
+    CHECK(hb_acl_allows(&c, "c1", NULL, HB_ACL_PUBLISH, "ctl/a/tv"));
+    CHECK(!hb_acl_allows(&c, "c1", NULL, HB_ACL_PUBLISH, "hb/a/tv"));
+    CHECK(!hb_acl_allows(&c, "c1", NULL, HB_ACL_SUBSCRIBE, "$SYS/#"));
+    CHECK(!hb_acl_allows(&c, "c1", NULL, HB_ACL_SUBSCRIBE, "$share/g/ctl/+/+"));
     hb_keyring_finish(&ring);
 }
 
@@ -941,6 +1035,8 @@ int main(void)
     RUN(test_error_names_are_stable);
     RUN(test_peek_exp_reads_without_verifying);
     RUN(test_secret_file_read_bounds_and_trim);
+    RUN(test_minted_rules_are_enforceable_by_emqx);
+    RUN(test_plugin_decisions_on_minted_tokens);
     teardown_keys();
     return TESTING_DONE();
 }
