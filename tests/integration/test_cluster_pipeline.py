@@ -72,7 +72,7 @@ def cluster_sim_consumer_check_exact(env):
     intervals, _ = finish_run(*run)
     exact(intervals)
     exact_and_spread(cluster)
-    # hb-check of single accounts reads the watermark hbwm:{hb-consumers} through the cluster.
+    # hb-check of single accounts reads the watermark hb:wm:{hb-consumers} through the cluster.
     rc, out, err = env.run("checker/hb-check", "--redis", cluster.uri, "--interval", INTERVAL,
                            "acct-0001", "acct-0002")
     check(rc == 0, f"hb-check: {rc}\n{out}\n{err}")
@@ -115,7 +115,7 @@ def cluster_slot_migration_mid_run_is_exact(env):
     run = start_run(env, cluster, seed=13)
     wait_until(lambda: run[0].stats()["written"] > 200, 30, "heartbeats written")
     # Move the slot of the watermark hash and of one account, keys and all, mid-run.
-    for key in ("hbwm:{hb-consumers}", "hb:{acct-0001}:0"):
+    for key in ("hb:wm:{hb-consumers}", "hb:{acct-0001}:0"):
         slot = cluster.live()[0].cmd("CLUSTER", "KEYSLOT", key)
         source = cluster.master_of(slot)
         target = next(m for m in cluster.masters() if m is not source)
