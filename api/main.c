@@ -106,6 +106,7 @@ int main(int argc, char **argv)
         goto out_api_keys;
     a.key = &key;
     a.api_keys = &api_keys;
+    api_tokens_init(&a.tokens, o.token_ttl, API_TOKEN_MAX_TTL, o.rate_limit, o.burst);
     api_pool_init(&a.pool, &redis, REDIS_TIMEOUT_MS);
 
     if (o.control) {
@@ -144,6 +145,9 @@ int main(int argc, char **argv)
             HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid, api_keys.n, o.default_limit,
             hb_play_policy_name(o.default_policy), o.grace_s, o.heartbeat_s,
             o.fail_open ? ", fail-open" : "", a.control ? ", stops on" : ", no broker: no stops");
+    if (o.rate_limit > 0)
+        HB_INFO("hb-api: at most %g tokens/s per API key on /v1/tokens, bursts of %g", o.rate_limit,
+                o.burst);
 
     int sig = 0;
     sigwait(&stop, &sig);
@@ -154,6 +158,7 @@ out_control:
     hb_control_destroy(a.control);
 out_pool:
     api_pool_finish(&a.pool);
+    api_tokens_finish(&a.tokens);
 out_api_keys:
     api_keys_finish(&api_keys);
 out_key:
