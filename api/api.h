@@ -16,6 +16,7 @@
 #include "token.h"
 #include "tokens.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 #define API_BODY_MAX 4096
@@ -41,6 +42,20 @@ struct api {
     struct api_metrics metrics;
     struct api_tokens tokens; /* POST /v1/tokens: lifetimes and the per-key buckets */
 };
+
+/* Loads the signing key (it must be able to sign) and the API keys; false after reporting,
+ * with nothing left to finish. */
+bool api_keys_setup(struct hb_key *key, struct api_keys *api_keys, const char *key_file,
+                    const char *kid, const char *api_key_file);
+
+/* Blocks SIGINT and SIGTERM in this thread and the ones it starts (main sigwaits for them) and
+ * ignores SIGPIPE. False after reporting. */
+bool api_block_signals(sigset_t *stop);
+
+/* Serves a on addr with api_handle (0 connections or threads: httpd's defaults). NULL after
+ * reporting "cannot listen on <listen>". */
+struct hb_httpd *api_serve(struct api *a, const char *listen, const struct sockaddr *addr,
+                           unsigned max_connections, unsigned threads);
 
 /* The httpd handler: routes, authenticates, counts, and calls the endpoints below. */
 void api_handle(void *ud, struct hb_httpd_request *req);

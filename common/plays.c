@@ -182,8 +182,10 @@ struct script {
     char sha[41];
 };
 
-static struct script scripts[] = {
-    {admit_lua, false, ""}, {get_lua, false, ""}, {set_limits_lua, false, ""}, {touch_lua, false, ""}};
+static struct script scripts[] = {{admit_lua, false, ""},
+                                  {get_lua, false, ""},
+                                  {set_limits_lua, false, ""},
+                                  {touch_lua, false, ""}};
 enum { SCRIPT_ADMIT, SCRIPT_GET, SCRIPT_SET_LIMITS, SCRIPT_TOUCH };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)

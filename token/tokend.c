@@ -182,45 +182,21 @@ int main(int argc, char **argv)
     int rc = EXIT_FAILED;
     struct hb_key key;
     struct api_keys api_keys;
-    char err[512];
-    if (!keyfile_load(&key, o.key_file, o.kid ? o.kid : kid))
+    if (!api_keys_setup(&key, &api_keys, o.key_file, o.kid ? o.kid : kid, o.api_key_file))
         return EXIT_FAILED;
-    if (!key.can_sign) {
-        HB_ERROR("%s: a public key cannot sign; give the private key or the secret", o.key_file);
-        goto out_key;
-    }
-    if (!api_keys_load(&api_keys, o.api_key_file, err, sizeof(err))) {
-        HB_ERROR("%s", err);
-        goto out_key;
-    }
-
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    signal(SIGPIPE, SIG_IGN);
-    if (pthread_sigmask(SIG_BLOCK, &stop, NULL) != 0) {
-        HB_ERROR("cannot block SIGINT/SIGTERM");
+    if (!api_block_signals(&stop))
         goto out_api_keys;
-    }
     a.set.topic_prefix = o.topic_prefix;
     a.set.tokens_only = true;
     a.set.reasons = true;
     a.key = &key;
     a.api_keys = &api_keys;
     api_tokens_init(&a.tokens, o.default_ttl, o.max_ttl, o.rate_limit, o.burst);
-    struct hb_httpd_config hc = {
-        .max_connections = (unsigned)o.max_connections,
-        .body_max = API_BODY_MAX,
-        .handler = api_handle,
-        .ud = &a,
-        .access_log = true,
-    };
-    struct hb_httpd *httpd = hb_httpd_start(&hc, (const struct sockaddr *)&addr);
-    if (httpd == NULL) {
-        HB_ERROR("cannot listen on %s", o.listen);
+    struct hb_httpd *httpd =
+        api_serve(&a, o.listen, (const struct sockaddr *)&addr, (unsigned)o.max_connections, 0);
+    if (httpd == NULL)
         goto out_tokens;
-    }
     HB_INFO("hb-tokend %s listening on %s (port %u), key %s (%s), %zu API keys, ttl %ld s, "
             "max %ld s",
             HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid,
@@ -237,7 +213,6 @@ out_tokens:
     api_tokens_finish(&a.tokens);
 out_api_keys:
     api_keys_finish(&api_keys);
-out_key:
     hb_key_finish(&key);
     return rc;
 }

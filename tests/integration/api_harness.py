@@ -56,8 +56,8 @@ class Api:
         return status == 200 and (self.broker is None or body.get("control_connected"))
 
     def request(self, method, path, body=None, auth=True, key=API_KEY, raw=None,
-                content_type="application/json", timeout=10):
-        """(status, decoded JSON body or text)."""
+                content_type="application/json", timeout=10, headers_out=None):
+        """(status, decoded JSON body or text); the reply's headers into headers_out if given."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             headers = {}
@@ -69,6 +69,8 @@ class Api:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             text = resp.read().decode()
+            if headers_out is not None:
+                headers_out.update(resp.getheaders())
             try:
                 return resp.status, json.loads(text)
             except ValueError:
