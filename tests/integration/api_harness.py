@@ -9,8 +9,8 @@ import queue
 
 import paho.mqtt.client as mqtt
 
-from harness import (Process, check, free_port, plugin_broker_config, sanitizer_env,
-                     share_with_broker, wait_until)
+from harness import (Process, check, free_port, parse_metrics, plugin_broker_config,
+                     sanitizer_env, share_with_broker, wait_until)
 
 API_KEY = "svc-api-key-6f1c2d9e8a7b4c3d"
 SECRET = "integration-secret-0123456789abcdef-XYZ"
@@ -84,12 +84,7 @@ class Api:
     def metrics(self):
         status, text = self.request("GET", "/metrics", auth=False)
         check(status == 200, f"/metrics answered {status}")
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
+        return parse_metrics(text)
 
 
 class Device:
