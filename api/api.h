@@ -8,13 +8,15 @@
 #include "control.h"
 #include "httpd.h"
 #include "input.h"
+#include "keyring.h"
 #include "metrics.h"
+#include "mint.h"
 #include "plays.h"
 #include "pool.h"
-#include "keyring.h"
-#include "mint.h"
 #include "token.h"
+#include "tokens.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 #define API_BODY_MAX 4096
@@ -26,6 +28,8 @@ struct api_settings {
     long heartbeat_s;
     long token_ttl;
     bool fail_open;
+    bool tokens_only; /* hb-tokend: /healthz and POST /v1/tokens, nothing else */
+    bool reasons;     /* hb-tokend's refusals: {"error", "reason"} instead of {"error", "field"} */
     struct hb_plays_config plays;
 };
 
@@ -36,19 +40,35 @@ struct api {
     struct api_pool pool;
     struct hb_control *control; /* NULL without --broker */
     struct api_metrics metrics;
+    struct api_tokens tokens; /* POST /v1/tokens: lifetimes and the per-key buckets */
 };
+
+/* Loads the signing key (it must be able to sign) and the API keys; false after reporting,
+ * with nothing left to finish. */
+bool api_keys_setup(struct hb_key *key, struct api_keys *api_keys, const char *key_file,
+                    const char *kid, const char *api_key_file);
+
+/* Blocks SIGINT and SIGTERM in this thread and the ones it starts (main sigwaits for them) and
+ * ignores SIGPIPE. False after reporting. */
+bool api_block_signals(sigset_t *stop);
+
+/* Serves a on addr with api_handle (0 connections or threads: httpd's defaults). NULL after
+ * reporting "cannot listen on <listen>". */
+struct hb_httpd *api_serve(struct api *a, const char *listen, const struct sockaddr *addr,
+                           unsigned max_connections, unsigned threads);
 
 /* The httpd handler: routes, authenticates, counts, and calls the endpoints below. */
 void api_handle(void *ud, struct hb_httpd_request *req);
 
-/* Refuses a request for its input: counts the reason and replies with its status. */
-void api_refuse(struct api *a, struct hb_httpd_request *req, enum api_bad bad,
-                const char *field);
+/* Refuses a request for its input: counts the reason and replies with its status, as
+ * {"error", "field"} (hb-api) or {"error", "reason"} (hb-tokend, set.reasons). */
+void api_refuse(struct api *a, struct hb_httpd_request *req, enum api_bad bad, const char *field);
 
 /* A Redis failure: counted, 503 {"error":"redis_unavailable"}. */
 void api_unavailable(struct api *a, struct hb_httpd_request *req, const char *why);
 
-/* Mints a device token for account/device (device may be NULL) with ttl; NULL after logging. */
+/* Mints a device token for account/device (device may be NULL) with ttl, allowed its control
+ * topic when a control prefix is set and device is not NULL; NULL after logging. */
 char *api_mint_device(struct api *a, const char *account, const char *device, long ttl,
                       int64_t *expires_at);
 

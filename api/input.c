@@ -49,6 +49,7 @@ static const char *const bad_names[API_BAD_COUNT] = {
     [API_BAD_UNKNOWN_FIELD] = "unknown_field",
     [API_BAD_MISSING_FIELD] = "missing_field",
     [API_BAD_INVALID_FIELD] = "invalid_field",
+    [API_BAD_RATE_LIMITED] = "rate_limited",
 };
 
 const char *api_bad_name(enum api_bad b)
@@ -71,6 +72,8 @@ int api_bad_status(enum api_bad b)
         return 415;
     case API_BAD_TOO_LARGE:
         return 413;
+    case API_BAD_RATE_LIMITED:
+        return 429;
     default:
         return 400;
     }
@@ -241,8 +244,8 @@ enum api_bad api_json_id(const cJSON *obj, const char *name, bool required, char
     return API_BAD_NONE;
 }
 
-enum api_bad api_json_long(const cJSON *obj, const char *name, bool required, long min,
-                           long max, long dflt, long *out, const char **field)
+enum api_bad api_json_long(const cJSON *obj, const char *name, bool required, long min, long max,
+                           long dflt, long *out, const char **field)
 {
     *out = dflt;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -252,8 +255,9 @@ enum api_bad api_json_long(const cJSON *obj, const char *name, bool required, lo
         *field = name;
         return API_BAD_MISSING_FIELD;
     }
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || floor(v->valuedouble) != v->valuedouble ||
-        v->valuedouble < (double)min || v->valuedouble > (double)max) {
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+        floor(v->valuedouble) != v->valuedouble || v->valuedouble < (double)min ||
+        v->valuedouble > (double)max) {
         *field = name;
         return API_BAD_INVALID_FIELD;
     }

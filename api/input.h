@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 enum api_route {
-    API_ROUTE_NONE = 0,  /* no such path: 404 */
+    API_ROUTE_NONE = 0, /* no such path: 404 */
     API_ROUTE_HEALTHZ,
     API_ROUTE_METRICS,
     API_ROUTE_PLAYS,          /* /v1/plays */
@@ -42,6 +42,7 @@ enum api_bad {
     API_BAD_UNKNOWN_FIELD,
     API_BAD_MISSING_FIELD,
     API_BAD_INVALID_FIELD,
+    API_BAD_RATE_LIMITED, /* POST /v1/tokens beyond --rate-limit: 429 */
     API_BAD_COUNT
 };
 
@@ -59,9 +60,9 @@ struct api_path {
  * known shape is not an id. */
 enum api_bad api_path_parse(const char *path, struct api_path *out, const char **field);
 
-/* Parses body[0..len) (body[len] must be a NUL) as a JSON object. Refuses (with *field when known) a body that is not
- * exactly one object, holds a raw NUL byte, or a string with the escape \u0000 (*field is the
- * member it was found in). *out is the tree the caller deletes. */
+/* Parses body[0..len) (body[len] must be a NUL) as a JSON object. Refuses (with *field when known)
+ * a body that is not exactly one object, holds a raw NUL byte, or a string with the escape \u0000
+ * (*field is the member it was found in). *out is the tree the caller deletes. */
 enum api_bad api_json_parse(const char *body, size_t len, cJSON **out, const char **field);
 
 /* Refuses members of obj not named in allowed (NULL-terminated); *field is the first such
@@ -76,7 +77,7 @@ enum api_bad api_json_id(const cJSON *obj, const char *name, bool required, char
 
 /* Reads member name as a whole number in [min, max]; absent or null: *out = dflt (or missing
  * when required). */
-enum api_bad api_json_long(const cJSON *obj, const char *name, bool required, long min,
-                           long max, long dflt, long *out, const char **field);
+enum api_bad api_json_long(const cJSON *obj, const char *name, bool required, long min, long max,
+                           long dflt, long *out, const char **field);
 
 #endif

@@ -40,18 +40,6 @@ static char *control_password(void *ud)
     return token;
 }
 
-static bool block_signals(sigset_t *stop)
-{
-    sigemptyset(stop);
-    sigaddset(stop, SIGINT);
-    sigaddset(stop, SIGTERM);
-    signal(SIGPIPE, SIG_IGN);
-    if (pthread_sigmask(SIG_BLOCK, stop, NULL) == 0)
-        return true;
-    HB_ERROR("cannot block SIGINT/SIGTERM");
-    return false;
-}
-
 static void settings_from(struct api_settings *s, const struct api_options *o)
 {
     memset(s, 0, sizeof(*s));
@@ -92,20 +80,13 @@ int main(int argc, char **argv)
     struct hb_key key;
     struct api_keys api_keys;
     sigset_t stop;
-    if (!keyfile_load(&key, o.key_file, o.kid ? o.kid : kid))
+    if (!api_keys_setup(&key, &api_keys, o.key_file, o.kid ? o.kid : kid, o.api_key_file))
         return EXIT_FAILED;
-    if (!key.can_sign) {
-        HB_ERROR("%s: a public key cannot sign; give the private key or the secret", o.key_file);
-        goto out_key;
-    }
-    if (!api_keys_load(&api_keys, o.api_key_file, err, sizeof(err))) {
-        HB_ERROR("%s", err);
-        goto out_key;
-    }
-    if (!block_signals(&stop))
+    if (!api_block_signals(&stop))
         goto out_api_keys;
     a.key = &key;
     a.api_keys = &api_keys;
+    api_tokens_init(&a.tokens, o.token_ttl, API_TOKEN_MAX_TTL, o.rate_limit, o.burst);
     api_pool_init(&a.pool, &redis, REDIS_TIMEOUT_MS);
 
     if (o.control) {
@@ -126,24 +107,18 @@ int main(int argc, char **argv)
         }
     }
 
-    struct hb_httpd_config hc = {
-        .max_connections = (unsigned)o.max_connections,
-        .threads = (unsigned)o.threads,
-        .body_max = API_BODY_MAX,
-        .handler = api_handle,
-        .ud = &a,
-        .access_log = true,
-    };
-    struct hb_httpd *httpd = hb_httpd_start(&hc, (const struct sockaddr *)&addr);
-    if (httpd == NULL) {
-        HB_ERROR("cannot listen on %s", o.listen);
+    struct hb_httpd *httpd = api_serve(&a, o.listen, (const struct sockaddr *)&addr,
+                                       (unsigned)o.max_connections, (unsigned)o.threads);
+    if (httpd == NULL)
         goto out_control;
-    }
     HB_INFO("hb-api %s listening on %s (port %u), key %s, %zu API keys, default limit %ld "
             "(%s), grace %ld s, heartbeat %ld s%s%s",
             HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid, api_keys.n, o.default_limit,
             hb_play_policy_name(o.default_policy), o.grace_s, o.heartbeat_s,
             o.fail_open ? ", fail-open" : "", a.control ? ", stops on" : ", no broker: no stops");
+    if (o.rate_limit > 0)
+        HB_INFO("hb-api: at most %g tokens/s per API key on /v1/tokens, bursts of %g", o.rate_limit,
+                o.burst);
 
     int sig = 0;
     sigwait(&stop, &sig);
@@ -154,9 +129,9 @@ out_control:
     hb_control_destroy(a.control);
 out_pool:
     api_pool_finish(&a.pool);
+    api_tokens_finish(&a.tokens);
 out_api_keys:
     api_keys_finish(&api_keys);
-out_key:
     hb_key_finish(&key);
     return rc;
 }

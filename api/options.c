@@ -5,6 +5,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "tokens.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,25 @@ static const struct hb_option api_option_table[] = {
      .max = 86400,
      .error = NUMBER_ERROR(60, 86400),
      .help = "device token lifetime (default 1800)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "rate-limit",
+     .metavar = "R",
+     .env = "HB_RATE_LIMIT",
+     HB_OPTION_FIELD(struct api_options, rate_limit),
+     .dmin = 0,
+     .dmax = API_TOKENS_RATE_MAX,
+     .error = "expected a number in 0..1000000, got '%.80s'",
+     .help = "tokens each API key may mint per second on /v1/tokens;\n"
+             "beyond it 429 with Retry-After (default 0: no limit)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "burst",
+     .metavar = "N",
+     .env = "HB_BURST",
+     HB_OPTION_FIELD(struct api_options, burst),
+     .dmin = 0,
+     .dmax = API_TOKENS_RATE_MAX,
+     .error = "expected a number in 0..1000000, got '%.80s'",
+     .help = "tokens a key may mint at once (default: 2 x the rate, at least 1)"},
     {.type = HB_OPTION_FLAG,
      .name = "fail-open",
      .env = "HB_FAIL_OPEN",
@@ -138,9 +158,10 @@ static const struct hb_options_spec spec = {
              "  PUT    /v1/accounts/ACCOUNT/limits     {\"devices\",\"groups\"?,\"policy\"?}\n"
              "  POST   /v1/tokens                      {\"account\",\"device\"?,\"ttl\"?}\n"
              "  GET    /healthz, /metrics              (no API key)\n\n",
-    .epilogue = "\nEvery option has an environment variable: HB_ and its name in capitals with '_'\n"
-                "(HB_LISTEN, HB_DEFAULT_LIMIT, HB_FAIL_OPEN=1, ...). Stops are sent only when a "
-                "broker\nis named (--broker or HB_BROKER).\n",
+    .epilogue =
+        "\nEvery option has an environment variable: HB_ and its name in capitals with '_'\n"
+        "(HB_LISTEN, HB_DEFAULT_LIMIT, HB_FAIL_OPEN=1, ...). Stops are sent only when a "
+        "broker\nis named (--broker or HB_BROKER).\n",
     .groups = {HB_CONFIG_GROUP(struct api_options, common),
                {api_option_table, sizeof(api_option_table) / sizeof(api_option_table[0]), 0}},
     .n_groups = 2,
@@ -159,6 +180,8 @@ enum hb_options_status api_options_parse(struct api_options *o, int argc, char *
         HB_ERROR("--key FILE and --api-key-file FILE are required");
         return HB_OPTIONS_USAGE;
     }
+    if (!api_tokens_rate_check(o->rate_limit, o->burst, &o->burst))
+        return HB_OPTIONS_USAGE;
     if (!o->grace_given)
         o->grace_s = 3 * o->heartbeat_s;
     if (o->grace_s <= o->heartbeat_s) {

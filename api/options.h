@@ -12,6 +12,7 @@ struct api_options {
     bool control;            /* a broker was named (--broker or HB_BROKER): send stops */
     const char *listen, *key_file, *kid, *api_key_file, *control_prefix;
     long default_limit, grace_s, heartbeat_s, token_ttl, threads, max_connections;
+    double rate_limit, burst; /* POST /v1/tokens per API key; burst as given (0: default) */
     enum hb_play_policy default_policy;
     bool grace_given, fail_open;
 };

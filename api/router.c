@@ -1,6 +1,7 @@
-/* hb-api's request routing: path, method, API key, content type and body are all checked here,
- * in that order, before an endpoint runs; every refusal is counted by reason and every answer
- * by endpoint and status. /healthz and /metrics need no API key. */
+/* hb-api's request routing: path, method, API key, the key's token bucket (POST /v1/tokens),
+ * content type and body are all checked here, in that order, before an endpoint runs; every refusal
+ * is counted by reason and every answer by endpoint and status. /healthz and /metrics need no API
+ * key. */
 #include "api.h"
 
 #include "interval.h"
@@ -14,16 +15,38 @@
 
 static struct hb_ratelimit bad_log = {.burst = 10, .window_ms = 10000};
 
-void api_refuse(struct api *a, struct hb_httpd_request *req, enum api_bad bad,
-                const char *field)
+/* hb-tokend's reply: every refusal of the body's content is "bad_request", with a reason. */
+static void reply_reason(struct api *a, struct hb_httpd_request *req, enum api_bad bad,
+                         const char *field)
+{
+    bool content = bad == API_BAD_MALFORMED_JSON || bad == API_BAD_NUL ||
+                   bad == API_BAD_UNKNOWN_FIELD || bad == API_BAD_MISSING_FIELD ||
+                   bad == API_BAD_INVALID_FIELD;
+    char buf[160];
+    const char *reason =
+        api_tokens_reason(&a->tokens, bad, field, req->body, req->len, buf, sizeof(buf));
+    cJSON *body = cJSON_CreateObject();
+    if (body != NULL) {
+        cJSON_AddStringToObject(body, "error", content ? "bad_request" : api_bad_name(bad));
+        if (reason != NULL)
+            cJSON_AddStringToObject(body, "reason", reason);
+    }
+    hb_httpd_reply_json(req, api_bad_status(bad), body);
+}
+
+void api_refuse(struct api *a, struct hb_httpd_request *req, enum api_bad bad, const char *field)
 {
     atomic_fetch_add(&a->metrics.bad[bad < API_BAD_COUNT ? bad : API_BAD_NONE], 1);
     long suppressed = 0;
     if (hb_ratelimit_allow(&bad_log, &suppressed))
         HB_INFO("refused %s request: %s%s%s (%ld similar suppressed)", req->method,
-                api_bad_name(bad), field ? " field=" : "", field && hb_id_valid(field, strlen(field)) ? field : (field ? "?" : ""),
+                api_bad_name(bad), field ? " field=" : "",
+                field && hb_id_valid(field, strlen(field)) ? field : (field ? "?" : ""),
                 suppressed);
-    hb_httpd_reply_error(req, api_bad_status(bad), api_bad_name(bad), field);
+    if (a->set.reasons)
+        reply_reason(a, req, bad, field);
+    else
+        hb_httpd_reply_error(req, api_bad_status(bad), api_bad_name(bad), field);
 }
 
 void api_unavailable(struct api *a, struct hb_httpd_request *req, const char *why)
@@ -90,15 +113,16 @@ static void metrics(struct api *a, struct hb_httpd_request *req)
     free(text);
 }
 
-static bool authorized(struct api *a, struct hb_httpd_request *req)
+/* The index of the API key the request presents, or -1. */
+static int api_key_of(struct api *a, struct hb_httpd_request *req)
 {
     const char *auth = hb_httpd_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-        return false;
+        return -1;
     const char *key = auth + 7;
     while (*key == ' ')
         key++;
-    return api_keys_find(a->api_keys, key, strlen(key)) >= 0;
+    return api_keys_find(a->api_keys, key, strlen(key));
 }
 
 static bool json_content_type(struct hb_httpd_request *req)
@@ -123,18 +147,29 @@ static bool admit_request(struct api *a, struct hb_httpd_request *req, struct ap
     const char *field = NULL;
     *body = NULL;
     enum api_bad bad = api_path_parse(req->path, path, &field);
+    if (a->set.tokens_only && path->route != API_ROUTE_HEALTHZ && path->route != API_ROUTE_TOKENS) {
+        path->route = API_ROUTE_NONE;
+        bad = API_BAD_NOT_FOUND;
+    }
     if (bad == API_BAD_NOT_FOUND) {
         api_refuse(a, req, bad, NULL);
         return false;
     }
-    if (!method_is(req, api_route_method(path->route))) {
+    const char *method = api_route_method(path->route);
+    if (!method_is(req, method)) {
+        req->allow = strcmp(method, "GET") == 0 ? "GET, HEAD" : method;
         api_refuse(a, req, API_BAD_METHOD, NULL);
         return false;
     }
     if (path->route == API_ROUTE_HEALTHZ || path->route == API_ROUTE_METRICS)
         return true;
-    if (!authorized(a, req)) {
+    int key = api_key_of(a, req);
+    if (key < 0) {
         api_refuse(a, req, API_BAD_UNAUTHORIZED, NULL);
+        return false;
+    }
+    if (path->route == API_ROUTE_TOKENS && !api_tokens_take(&a->tokens, key, &req->retry_after_s)) {
+        api_refuse(a, req, API_BAD_RATE_LIMITED, NULL);
         return false;
     }
     if (bad != API_BAD_NONE) {

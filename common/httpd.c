@@ -43,6 +43,13 @@ static bool queue(struct hb_httpd_request *req, int status, struct MHD_Response 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED && req->allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, req->allow);
+    if (status == MHD_HTTP_TOO_MANY_REQUESTS && req->retry_after_s > 0) {
+        char seconds[24];
+        snprintf(seconds, sizeof(seconds), "%ld", req->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (ret != MHD_YES)

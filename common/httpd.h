@@ -16,12 +16,14 @@
 
 struct hb_httpd_request {
     const char *method;
-    const char *path;  /* the URL path as received (no query string) */
-    const char *body;  /* NUL-terminated copy of the body; len bytes (may hold NULs) */
+    const char *path; /* the URL path as received (no query string) */
+    const char *body; /* NUL-terminated copy of the body; len bytes (may hold NULs) */
     size_t len;
-    bool too_large;    /* the body was over body_max: body is empty */
-    int status;        /* the status queued, 0 until then */
+    bool too_large;       /* the body was over body_max: body is empty */
+    int status;           /* the status queued, 0 until then */
     char log_account[65]; /* an id the handler may set, for the access log */
+    const char *allow;    /* the handler may set: the Allow header of a 405 */
+    long retry_after_s;   /* the handler may set: the Retry-After header of a 429 (> 0) */
     struct MHD_Connection *conn;
 };
 
@@ -37,7 +39,7 @@ struct hb_httpd_config {
     size_t body_max;          /* largest body accepted, bytes */
     hb_httpd_handler handler;
     void *ud;
-    bool access_log;          /* one line per request: method, path, status, account */
+    bool access_log; /* one line per request: method, path, status, account */
 };
 
 struct hb_httpd;
@@ -55,8 +57,8 @@ void hb_httpd_stop(struct hb_httpd *h);
 const char *hb_httpd_header(const struct hb_httpd_request *req, const char *name);
 
 /* Queues body (owned, deleted here; NULL sends 500 "internal") as application/json with
- * Cache-Control: no-store; 401 adds WWW-Authenticate: Bearer. The serialized text is wiped
- * (it may hold a token). True when queued. */
+ * Cache-Control: no-store; 401 adds WWW-Authenticate: Bearer, 405 the request's allow and 429
+ * its retry_after_s. The serialized text is wiped (it may hold a token). True when queued. */
 bool hb_httpd_reply_json(struct hb_httpd_request *req, int status, cJSON *body);
 
 /* {"error": error, "field": field} (field omitted when NULL). */

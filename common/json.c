@@ -146,6 +146,26 @@ static bool literal(struct scanner *s, const char *word)
 
 static bool value(struct scanner *s, int depth);
 
+enum after { AFTER_BAD, AFTER_COMMA, AFTER_CLOSE };
+
+/* After a member or an element: the closing bracket (consumed), or a comma (consumed, with the
+ * space after it), or anything else, which is malformed. */
+static enum after after_item(struct scanner *s, char close)
+{
+    skip_ws(s);
+    if (s->p >= s->end)
+        return AFTER_BAD;
+    if (*s->p == close) {
+        s->p++;
+        return AFTER_CLOSE;
+    }
+    if (*s->p != ',')
+        return AFTER_BAD;
+    s->p++;
+    skip_ws(s);
+    return AFTER_COMMA;
+}
+
 /* An object; s->p is at '{'. At the top level (ts != NULL) the "ts" member is read. */
 static bool object(struct scanner *s, int depth, int64_t *ts)
 {
@@ -179,17 +199,9 @@ static bool object(struct scanner *s, int depth, int64_t *ts)
             if (d > 0 && d < 1e15)
                 *ts = (int64_t)d;
         }
-        skip_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == '}') {
-            s->p++;
-            return true;
-        }
-        if (*s->p != ',')
-            return false;
-        s->p++;
-        skip_ws(s);
+        enum after a = after_item(s, '}');
+        if (a != AFTER_COMMA)
+            return a == AFTER_CLOSE;
     }
 }
 
@@ -204,17 +216,9 @@ static bool array(struct scanner *s, int depth)
     for (;;) {
         if (!value(s, depth + 1))
             return false;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return false;
-        if (*s->p == ']') {
-            s->p++;
-            return true;
-        }
-        if (*s->p != ',')
-            return false;
-        s->p++;
-        skip_ws(s);
+        enum after a = after_item(s, ']');
+        if (a != AFTER_COMMA)
+            return a == AFTER_CLOSE;
     }
 }
 

@@ -1,13 +1,14 @@
 /* Admission state in Redis: the Lua scripts that decide atomically, and their C wrappers.
  * Each script is the common prelude (entry codec, pruning, limits) plus its own body; the C
  * side runs it by its SHA-1 (EVALSHA) and sends the text only after NOSCRIPT, so a busy
- * instance ships each script once per Redis restart. */
+ * instance ships each script once per Redis restart. The SHA-1 is the one Redis's SCRIPT LOAD
+ * replies, learned once per process: nothing here hashes, so hbcommon links no libcrypto. */
 #include "plays.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,11 +178,14 @@ static const char touch_lua[] =
 
 struct script {
     const char *text;
+    atomic_bool known; /* sha is set (release/acquire: set once, then only read) */
     char sha[41];
 };
 
-static struct script scripts[] = {{admit_lua, ""}, {get_lua, ""}, {set_limits_lua, ""},
-                                  {touch_lua, ""}};
+static struct script scripts[] = {{admit_lua, false, ""},
+                                  {get_lua, false, ""},
+                                  {set_limits_lua, false, ""},
+                                  {touch_lua, false, ""}};
 enum { SCRIPT_ADMIT, SCRIPT_GET, SCRIPT_SET_LIMITS, SCRIPT_TOUCH };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -235,21 +239,37 @@ static bool decision_parse(const char *s, enum hb_admit_decision *out)
     return false;
 }
 
-static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t scripts_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The SHA-1 of each script, as Redis names it (a digest, not a security use); a script whose
- * hash failed keeps an empty name. */
-static void scripts_hash(void)
+/* The script's SHA-1 as Redis names it, into sha: known, or loaded on c now (SCRIPT LOAD) and
+ * kept for the process. False with a reason when Redis did not answer with a name. */
+static bool script_sha(redisContext *c, struct script *s, char sha[41], char *err, size_t errlen)
 {
-    for (size_t k = 0; k < sizeof(scripts) / sizeof(scripts[0]); k++) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        const char *text = scripts[k].text;
-        if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-            continue;
-        for (unsigned i = 0; i < 20; i++)
-            snprintf(scripts[k].sha + 2 * i, 3, "%02x", md[i]);
+    if (atomic_load_explicit(&s->known, memory_order_acquire)) {
+        memcpy(sha, s->sha, 41);
+        return true;
     }
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", s->text);
+    if (r == NULL) {
+        set_err(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        return false;
+    }
+    bool ok = r->type == REDIS_REPLY_STRING && r->len == 40;
+    if (ok) {
+        memcpy(sha, r->str, 40);
+        sha[40] = '\0';
+        pthread_mutex_lock(&scripts_lock);
+        if (!atomic_load_explicit(&s->known, memory_order_relaxed)) {
+            memcpy(s->sha, sha, 41);
+            atomic_store_explicit(&s->known, true, memory_order_release);
+        }
+        pthread_mutex_unlock(&scripts_lock);
+    } else {
+        set_err(err, errlen, "redis: SCRIPT LOAD: %.200s",
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+    freeReplyObject(r);
+    return ok;
 }
 
 /* Runs a script with argv[0..argc) after the command and SHA slots (argv[0], argv[1] are
@@ -260,13 +280,11 @@ static redisReply *run(struct rcluster *c, int id, int argc, const char **argv, 
                        char *err, size_t errlen)
 {
     struct script *s = &scripts[id];
-    pthread_once(&scripts_once, scripts_hash);
-    if (s->sha[0] == '\0') {
-        set_err(err, errlen, "cannot hash a script");
+    char sha[41];
+    if (!script_sha(c, s, sha, err, errlen))
         return NULL;
-    }
     argv[0] = "EVALSHA";
-    argv[1] = s->sha;
+    argv[1] = sha;
     lens[0] = 7;
     lens[1] = 40;
     char why[256];

@@ -1,6 +1,6 @@
 /* A token bucket: at most `burst` at once, refilled at `rate_per_s`. The caller passes the
  * time (monotonic milliseconds) to every call, so tests step time by hand. Used for API keys
- * (hb-tokend), log lines the network can trigger (log.h) and connect pacing. */
+ * (POST /v1/tokens), log lines the network can trigger (log.h) and connect pacing. */
 #ifndef HB_RATELIMIT_H
 #define HB_RATELIMIT_H
 

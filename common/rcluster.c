@@ -2,10 +2,10 @@
  * without a reply by node, writes every node's batch before reading any (one round trip per
  * node, the nodes working in parallel), and sorts the replies into final ones and ones to retry
  * (MOVED, ASK, transient cluster states, lost connections). The slot map is reloaded between
- * rounds when a reply said it is stale; nothing sleeps — backing off is the caller's call. */
+ * rounds when a reply said it is stale; nothing sleeps — backing off is the caller's call.
+ * A script's SHA-1 is the name a node's SCRIPT LOAD replies: nothing here hashes. */
 #include "rcluster.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,13 +279,40 @@ void rcluster_destroy(struct rcluster *c)
     free(c);
 }
 
+/* SCRIPT LOAD body on the first node that answers (connected ones first, then every node
+ * named): its reply is the script's name for EVALSHA on every node. */
+static bool script_name(struct rcluster *c, const char *body, char sha[41])
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < c->n_nodes; i++) {
+            struct node *n = &c->nodes[i];
+            if ((pass == 0) != (n->ctx != NULL) || !node_connect(c, n))
+                continue;
+            redisReply *r = redisCommand(n->ctx, "SCRIPT LOAD %s", body);
+            if (r == NULL) {
+                node_failed(c, n, "SCRIPT LOAD");
+                continue;
+            }
+            bool ok = r->type == REDIS_REPLY_STRING && r->len == 40;
+            if (ok)
+                memcpy(sha, r->str, 41);
+            else
+                snprintf(c->reason, sizeof(c->reason), "%s:%d: SCRIPT LOAD: %s", n->ep.host,
+                         n->ep.port, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            freeReplyObject(r);
+            if (ok)
+                return true;
+        }
+    }
+    return false;
+}
+
 bool rcluster_script_add(struct rcluster *c, const char *body, char sha[41], char *err,
                          size_t errlen)
 {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (EVP_Digest(body, strlen(body), digest, &dlen, EVP_sha1(), NULL) != 1 || dlen != 20) {
-        snprintf(err, errlen, "SHA1 of the script failed");
+    char name[41];
+    if (!script_name(c, body, name)) {
+        snprintf(err, errlen, "%s", c->reason[0] ? c->reason : "no node answered");
         return false;
     }
     struct script *scripts = realloc(c->scripts, (c->n_scripts + 1) * sizeof(*scripts));
@@ -300,9 +327,8 @@ bool rcluster_script_add(struct rcluster *c, const char *body, char sha[41], cha
         snprintf(err, errlen, "out of memory");
         return false;
     }
-    for (unsigned int i = 0; i < dlen; i++)
-        snprintf(s->sha + 2 * i, 3, "%02x", digest[i]);
-    memcpy(sha, s->sha, 41);
+    memcpy(s->sha, name, 41);
+    memcpy(sha, name, 41);
     c->n_scripts++;
     /* Nodes already connected have not seen it. */
     for (size_t i = 0; i < c->n_nodes; i++)

@@ -1,19 +1,17 @@
-/* The metrics endpoint on libmicrohttpd. Every value is read from the same atomics the stats
- * line uses, so the two never disagree and a scrape takes no lock. The body is written with
- * open_memstream and handed to libmicrohttpd, which frees it. */
+/* The metrics endpoint, served by the shared HTTP glue (common/httpd.c: a small thread pool, so
+ * idle connections never hold a scrape up). Every value is read from the same atomics the stats
+ * line uses, so the two never disagree and a scrape takes no lock. */
 #include "metrics.h"
 
+#include "httpd.h"
 #include "log.h"
 
 #include <microhttpd.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CONNECTION_LIMIT 16
-#define CONNECTION_TIMEOUT_S 10
+#define METRICS_THREADS 2 /* scrapes are rare and short; two so one slow reader stalls none */
 
 /* Latency histogram bounds in ms, a subset of the 1 ms buckets the stats keep. */
 static const int latency_bounds_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
@@ -142,71 +140,35 @@ static int write_health(FILE *f, const struct metrics_sources *src)
     return status;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *c, int status, const char *type, char *body,
-                               size_t len)
+/* One request of an operator: the text is written with open_memstream and copied into the
+ * reply. A body sent with the request is ignored (body_max 0: drained, never kept). */
+static void handle(void *ud, struct hb_httpd_request *req)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (resp == NULL) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **con_cls)
-{
-    static int first_call_marker;
-    const struct metrics *m = cls;
-    if (*con_cls == NULL) { /* headers only so far: answer on the next call */
-        *con_cls = &first_call_marker;
-        return MHD_YES;
-    }
-    if (*upload_data_size != 0) { /* nothing here takes a body: skip it */
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
+    const struct metrics *m = ud;
     char *body = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&body, &len);
     if (f == NULL)
-        return MHD_NO;
+        return; /* the glue answers 500 */
     int status = MHD_HTTP_OK;
     const char *type = "text/plain; charset=utf-8";
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+    if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(req->method, MHD_HTTP_METHOD_HEAD) != 0) {
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        req->allow = "GET, HEAD";
         fputs("method not allowed\n", f);
-    } else if (strcmp(url, "/metrics") == 0) {
+    } else if (strcmp(req->path, "/metrics") == 0) {
         type = "text/plain; version=0.0.4; charset=utf-8";
         write_metrics(f, &m->src);
-    } else if (strcmp(url, "/healthz") == 0) {
+    } else if (strcmp(req->path, "/healthz") == 0) {
         status = write_health(f, &m->src);
     } else {
         status = MHD_HTTP_NOT_FOUND;
         fputs("not found: try /metrics or /healthz\n", f);
     }
-    if (fclose(f) != 0) {
-        free(body);
-        return MHD_NO;
-    }
-    return respond(c, status, type, body, len);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char line[256];
-    vsnprintf(line, sizeof(line), fmt, ap);
-    line[strcspn(line, "\r\n")] = '\0';
-    HB_WARN("metrics: %s", line);
+    if (fclose(f) == 0)
+        hb_httpd_reply_text(req, status, type, body, len);
+    free(body);
 }
 
 bool metrics_start(struct metrics *m, const struct metrics_sources *src,
@@ -214,26 +176,23 @@ bool metrics_start(struct metrics *m, const struct metrics_sources *src,
 {
     memset(m, 0, sizeof(*m));
     m->src = *src;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (addr->sa_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    m->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
-    return m->daemon != NULL;
+    struct hb_httpd_config hc = {
+        .threads = METRICS_THREADS,
+        .body_max = 0,
+        .handler = handle,
+        .ud = m,
+    };
+    m->httpd = hb_httpd_start(&hc, addr);
+    return m->httpd != NULL;
 }
 
 unsigned metrics_port(const struct metrics *m)
 {
-    const union MHD_DaemonInfo *info =
-        m->daemon ? MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
-    return info ? info->port : 0;
+    return hb_httpd_port(m->httpd);
 }
 
 void metrics_stop(struct metrics *m)
 {
-    if (m->daemon != NULL)
-        MHD_stop_daemon(m->daemon);
-    m->daemon = NULL;
+    hb_httpd_stop(m->httpd);
+    m->httpd = NULL;
 }

@@ -18,10 +18,10 @@ struct metrics_sources {
 
 struct metrics {
     struct metrics_sources src;
-    struct MHD_Daemon *daemon;
+    struct hb_httpd *httpd;
 };
 
-/* Starts serving on addr on libmicrohttpd's own thread. Everything in src is borrowed and read
+/* Starts serving on addr on the HTTP glue's threads. Everything in src is borrowed and read
  * only (atomics), so a scrape never blocks paho's thread or the writer. False (after
  * reporting) when it cannot listen. */
 bool metrics_start(struct metrics *m, const struct metrics_sources *src,

@@ -7,7 +7,7 @@
 #include "devices.h"
 #include "interval.h"
 #include "log.h"
-#include "pacer.h"
+#include "ratelimit.h"
 #include "schedule.h"
 
 #include <errno.h>
@@ -27,8 +27,8 @@ struct sim {
     struct devices devices;
     int epfd;
     int sigfd;
-    struct pacer pacer; /* connect slots */
-    double burst;       /* the pacer's */
+    struct hb_bucket pacer; /* connect slots: --connect-rate, in bursts of `burst` */
+    double burst;
     int64_t drain_deadline;
     int64_t next_report, next_misc;
     size_t sweep_next; /* the keepalive sweep's position */
@@ -53,11 +53,11 @@ static void sweep_keepalive(struct sim *s)
     }
 }
 
-/* Starts queued connects as the pacer allows. */
+/* Starts queued connects as the pacer allows: a slot is taken only when a connect started. */
 static void pump_connects(struct sim *s, int64_t now)
 {
-    while (pacer_ready(&s->pacer, now) && devices_connect_next(&s->devices, now))
-        pacer_take(&s->pacer);
+    while (hb_bucket_wait_ms(&s->pacer, 1, now) == 0 && devices_connect_next(&s->devices, now))
+        hb_bucket_take(&s->pacer, 1, now);
 }
 
 /* Stops publishing: from now on every device drains and disconnects. */
@@ -90,7 +90,7 @@ static void handle_signal(struct sim *s, int64_t now)
 }
 
 /* Milliseconds epoll may sleep: until the next timer, report, connect slot or deadline. */
-static int wait_ms(const struct sim *s, int64_t now)
+static int wait_ms(struct sim *s, int64_t now)
 {
     const struct devices *ds = &s->devices;
     if (!ds->running && ds->n_open == 0)
@@ -105,7 +105,7 @@ static int wait_ms(const struct sim *s, int64_t now)
     if (deadline < next)
         next = deadline;
     if (ds->queue_len > 0) {
-        int64_t slot = pacer_next_ms(&s->pacer, now);
+        int64_t slot = now + hb_bucket_wait_ms(&s->pacer, 1, now);
         if (slot < next)
             next = slot;
     }
@@ -123,7 +123,7 @@ static bool report(struct sim *s)
 
 int sim_run(struct sim *s, int64_t start_ms, struct truth *truth)
 {
-    pacer_init(&s->pacer, s->cfg.connect_rate, s->burst, start_ms);
+    hb_bucket_init(&s->pacer, s->cfg.connect_rate, s->burst);
     s->next_report = start_ms + s->cfg.report_ms;
     s->next_misc = start_ms + SIM_TICK_MS;
     devices_start(&s->devices, start_ms, start_ms + s->cfg.duration_ms, truth);

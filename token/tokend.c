@@ -1,6 +1,8 @@
-/* hb-tokend: HTTP token vending for backend services (POST /v1/tokens with an API key). The
- * main thread only waits for SIGTERM/SIGINT; libmicrohttpd serves on its own thread, which
- * inherits the blocked signals, so a signal always reaches sigwait() here. */
+/* hb-tokend: HTTP token vending for backend services (POST /v1/tokens with an API key), a thin
+ * alias of hb-api: its own options and messages, then hb-api's router and token endpoint in the
+ * tokens-only mode, so the endpoint, its rate limit and its input checks exist once. The main
+ * thread only waits for SIGTERM/SIGINT; the server threads inherit the blocked signals. */
+#include "../api/api.h"
 #include "apikeys.h"
 #include "config.h"
 #include "ids.h"
@@ -8,7 +10,6 @@
 #include "keyring.h"
 #include "listen.h"
 #include "log.h"
-#include "service.h"
 #include "token.h"
 
 #include <netdb.h>
@@ -152,10 +153,8 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
         HB_ERROR("--default-ttl %ld is above --max-ttl %ld", o->default_ttl, o->max_ttl);
         return HB_OPTIONS_USAGE;
     }
-    if (o->burst > 0 && o->burst < 1) {
-        HB_ERROR("--burst %g: a key must be able to mint at least one token", o->burst);
+    if (!api_tokens_rate_check(o->rate_limit, o->burst, &o->burst))
         return HB_OPTIONS_USAGE;
-    }
     return HB_OPTIONS_RUN;
 }
 
@@ -170,6 +169,7 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *addr)
 
 int main(int argc, char **argv)
 {
+    static struct api a; /* large (counters): not on the stack */
     struct options o;
     enum hb_options_status status = parse_options(&o, argc, argv);
     if (status != HB_OPTIONS_RUN)
@@ -182,58 +182,37 @@ int main(int argc, char **argv)
     int rc = EXIT_FAILED;
     struct hb_key key;
     struct api_keys api_keys;
-    char err[512];
-    if (!keyfile_load(&key, o.key_file, o.kid ? o.kid : kid))
+    if (!api_keys_setup(&key, &api_keys, o.key_file, o.kid ? o.kid : kid, o.api_key_file))
         return EXIT_FAILED;
-    if (!key.can_sign) {
-        HB_ERROR("%s: a public key cannot sign; give the private key or the secret", o.key_file);
-        goto out_key;
-    }
-    if (!api_keys_load(&api_keys, o.api_key_file, err, sizeof(err))) {
-        HB_ERROR("%s", err);
-        goto out_key;
-    }
-
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    signal(SIGPIPE, SIG_IGN);
-    if (pthread_sigmask(SIG_BLOCK, &stop, NULL) != 0) {
-        HB_ERROR("cannot block SIGINT/SIGTERM");
+    if (!api_block_signals(&stop))
         goto out_api_keys;
-    }
-    struct service_config cfg = {
-        .key = &key,
-        .api_keys = &api_keys,
-        .topic_prefix = o.topic_prefix,
-        .default_ttl = o.default_ttl,
-        .max_ttl = o.max_ttl,
-        .max_connections = (unsigned)o.max_connections,
-        .rate_per_s = o.rate_limit,
-        .burst = o.burst > 0 ? o.burst : (o.rate_limit * 2 > 1 ? o.rate_limit * 2 : 1),
-    };
-    struct service service;
-    if (!service_start(&service, &cfg, (const struct sockaddr *)&addr)) {
-        HB_ERROR("cannot listen on %s", o.listen);
-        goto out_api_keys;
-    }
+    a.set.topic_prefix = o.topic_prefix;
+    a.set.tokens_only = true;
+    a.set.reasons = true;
+    a.key = &key;
+    a.api_keys = &api_keys;
+    api_tokens_init(&a.tokens, o.default_ttl, o.max_ttl, o.rate_limit, o.burst);
+    struct hb_httpd *httpd =
+        api_serve(&a, o.listen, (const struct sockaddr *)&addr, (unsigned)o.max_connections, 0);
+    if (httpd == NULL)
+        goto out_tokens;
     HB_INFO("hb-tokend %s listening on %s (port %u), key %s (%s), %zu API keys, ttl %ld s, "
             "max %ld s",
-            HB_VERSION, o.listen, service_port(&service), key.kid,
+            HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid,
             key.alg == HB_TOKEN_ES256 ? "ES256" : "HS256", api_keys.n, o.default_ttl, o.max_ttl);
-    if (cfg.rate_per_s > 0)
-        HB_INFO("hb-tokend: at most %g tokens/s per API key, bursts of %g", cfg.rate_per_s,
-                cfg.burst);
+    if (o.rate_limit > 0)
+        HB_INFO("hb-tokend: at most %g tokens/s per API key, bursts of %g", o.rate_limit, o.burst);
 
     int sig = 0;
     sigwait(&stop, &sig);
     HB_INFO("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    service_stop(&service);
+    hb_httpd_stop(httpd);
     rc = 0;
+out_tokens:
+    api_tokens_finish(&a.tokens);
 out_api_keys:
     api_keys_finish(&api_keys);
-out_key:
     hb_key_finish(&key);
     return rc;
 }

@@ -9,8 +9,8 @@ import queue
 
 import paho.mqtt.client as mqtt
 
-from harness import (Process, check, free_port, plugin_broker_config, sanitizer_env,
-                     share_with_broker, wait_until)
+from harness import (Process, check, free_port, parse_metrics, plugin_broker_config,
+                     sanitizer_env, share_with_broker, wait_until)
 
 API_KEY = "svc-api-key-6f1c2d9e8a7b4c3d"
 SECRET = "integration-secret-0123456789abcdef-XYZ"
@@ -56,8 +56,8 @@ class Api:
         return status == 200 and (self.broker is None or body.get("control_connected"))
 
     def request(self, method, path, body=None, auth=True, key=API_KEY, raw=None,
-                content_type="application/json", timeout=10):
-        """(status, decoded JSON body or text)."""
+                content_type="application/json", timeout=10, headers_out=None):
+        """(status, decoded JSON body or text); the reply's headers into headers_out if given."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             headers = {}
@@ -69,6 +69,8 @@ class Api:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             text = resp.read().decode()
+            if headers_out is not None:
+                headers_out.update(resp.getheaders())
             try:
                 return resp.status, json.loads(text)
             except ValueError:
@@ -82,12 +84,7 @@ class Api:
     def metrics(self):
         status, text = self.request("GET", "/metrics", auth=False)
         check(status == 200, f"/metrics answered {status}")
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
+        return parse_metrics(text)
 
 
 class Device:

@@ -275,6 +275,28 @@ def tokens_endpoint_works_as_hb_tokend(env):
     check_eq(claims["exp"] - claims["iat"], 1800, "default lifetime")
 
 
+def tokens_endpoint_rate_limits_each_api_key(env):
+    """--rate-limit 0.2 --burst 2 on hb-api: two tokens at once, then 429 rate_limited with a
+    Retry-After (one token per 5 s: the test cannot outrun the refill), counted; admissions
+    with the same key are not limited."""
+    _, _, api, _ = setup(env, ["--rate-limit", "0.2", "--burst", "2"])
+    for i in range(2):
+        status, body = api.request("POST", "/v1/tokens", {"account": "acct1", "device": f"d{i}"})
+        check_eq(status, 200, f"token {i + 1} within the burst: {body}")
+    headers = {}
+    third = api.request("POST", "/v1/tokens", {"account": "acct1", "device": "d2"},
+                        headers_out=headers)
+    retry_after = headers.get("Retry-After")
+    check_eq(third, (429, {"error": "rate_limited"}), "the third token")
+    check(retry_after is not None and 1 <= int(retry_after) <= 5,
+          f"Retry-After {retry_after!r}, expected 1..5 seconds")
+    check_eq(api.play("acct1", "tv")[0], 200, "an admission is not rate limited")
+    m = api.metrics()
+    check_eq(m['hb_api_bad_requests_total{reason="rate_limited"}'], 1, "rate_limited counted")
+    check_eq(m['hb_api_requests_total{endpoint="tokens_post",status="429"}'], 1,
+             "the 429 counted by endpoint")
+
+
 def touch(env, redis, account, limit, reports, grace_ms=30000, now_ms=0):
     _, out, _ = env.run("api/hb-api-touch", redis.uri, account, limit, grace_ms, now_ms,
                         *reports, check_rc=0)
@@ -349,6 +371,7 @@ SCENARIOS = {f.__name__: f for f in [
     redis_down_is_503_or_degraded_with_fail_open,
     idle_connections_do_not_delay_healthz,
     tokens_endpoint_works_as_hb_tokend,
+    tokens_endpoint_rate_limits_each_api_key,
 ]}
 
 if __name__ == "__main__":

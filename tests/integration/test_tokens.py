@@ -255,6 +255,18 @@ def hb_tokend_refuses_bad_requests(env):
     status, body = tokend.post({"account": "a1", "device": "d/1"})
     check_eq(status, 400, "invalid device")
     check("device must be" in body["reason"], f"reason for device: {body}")
+    # An escaped NUL must not cut the id short: cJSON's C string would read "acctA".
+    check_eq(tokend.post('{"account": "acctA\\u0000evil"}'),
+             (400, {"error": "bad_request",
+                    "reason": "account must be 1-64 bytes of A-Z a-z 0-9 . _ - :"}),
+             "account with \\u0000")
+    check_eq(tokend.post('{"account": "a1", "device": "tv\\u0000x"}'),
+             (400, {"error": "bad_request",
+                    "reason": "device must be 1-64 bytes of A-Z a-z 0-9 . _ - :"}),
+             "device with \\u0000")
+    check_eq(tokend.post(b'{"account": "a1\x00"}')[0], 400, "a raw NUL byte")
+    status, body = tokend.post('{"account": "acct\\\\u0000"}')
+    check_eq(status, 400, "an escaped backslash before u0000 is text, not a NUL: still no id")
     for ttl in (0, -1, 86401, 1.5, "60"):
         check_eq(tokend.post({"account": "a1", "ttl": ttl}),
                  (400, {"error": "bad_request", "reason": "ttl must be whole seconds in 1..86400"}),
