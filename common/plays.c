@@ -241,17 +241,23 @@ static bool decision_parse(const char *s, enum hb_admit_decision *out)
 
 static pthread_mutex_t scripts_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The script's SHA-1 as Redis names it, into sha: known, or loaded on c now (SCRIPT LOAD) and
- * kept for the process. False with a reason when Redis did not answer with a name. */
-static bool script_sha(redisContext *c, struct script *s, char sha[41], char *err, size_t errlen)
+/* The script's SHA-1 as Redis names it, into sha: known, or loaded now (SCRIPT LOAD, on the
+ * node that holds key) and kept for the process. A node that has not loaded it answers
+ * NOSCRIPT, and run() falls back to EVAL there. False with a reason when Redis did not answer
+ * with a name. */
+static bool script_sha(struct rcluster *c, const char *key, size_t keylen, struct script *s,
+                       char sha[41], char *err, size_t errlen)
 {
     if (atomic_load_explicit(&s->known, memory_order_acquire)) {
         memcpy(sha, s->sha, 41);
         return true;
     }
-    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", s->text);
+    const char *argv[3] = {"SCRIPT", "LOAD", s->text};
+    size_t lens[3] = {6, 4, strlen(s->text)};
+    char why[256];
+    redisReply *r = rcluster_command(c, key, keylen, 3, argv, lens, why, sizeof(why));
     if (r == NULL) {
-        set_err(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        set_err(err, errlen, "redis: %s", why);
         return false;
     }
     bool ok = r->type == REDIS_REPLY_STRING && r->len == 40;
@@ -281,7 +287,7 @@ static redisReply *run(struct rcluster *c, int id, int argc, const char **argv, 
 {
     struct script *s = &scripts[id];
     char sha[41];
-    if (!script_sha(c, s, sha, err, errlen))
+    if (!script_sha(c, argv[3], lens[3], s, sha, err, errlen))
         return NULL;
     argv[0] = "EVALSHA";
     argv[1] = sha;
