@@ -6,6 +6,8 @@
  * A script's SHA-1 is the name a node's SCRIPT LOAD replies: nothing here hashes. */
 #include "rcluster.h"
 
+#include <openssl/evp.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,38 +283,25 @@ void rcluster_destroy(struct rcluster *c)
 
 /* SCRIPT LOAD body on the first node that answers (connected ones first, then every node
  * named): its reply is the script's name for EVALSHA on every node. */
-static bool script_name(struct rcluster *c, const char *body, char sha[41])
+/* A script's name in EVALSHA: the SHA-1 of its text (OpenSSL; known without asking a node, so
+ * a program can start while Redis is down). */
+static bool script_name(const char *body, char sha[41])
 {
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < c->n_nodes; i++) {
-            struct node *n = &c->nodes[i];
-            if ((pass == 0) != (n->ctx != NULL) || !node_connect(c, n))
-                continue;
-            redisReply *r = redisCommand(n->ctx, "SCRIPT LOAD %s", body);
-            if (r == NULL) {
-                node_failed(c, n, "SCRIPT LOAD");
-                continue;
-            }
-            bool ok = r->type == REDIS_REPLY_STRING && r->len == 40;
-            if (ok)
-                memcpy(sha, r->str, 41);
-            else
-                snprintf(c->reason, sizeof(c->reason), "%s:%d: SCRIPT LOAD: %s", n->ep.host,
-                         n->ep.port, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-            freeReplyObject(r);
-            if (ok)
-                return true;
-        }
-    }
-    return false;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_Digest(body, strlen(body), digest, &dlen, EVP_sha1(), NULL) != 1 || dlen != 20)
+        return false;
+    for (unsigned i = 0; i < 20; i++)
+        snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+    return true;
 }
 
 bool rcluster_script_add(struct rcluster *c, const char *body, char sha[41], char *err,
                          size_t errlen)
 {
     char name[41];
-    if (!script_name(c, body, name)) {
-        snprintf(err, errlen, "%s", c->reason[0] ? c->reason : "no node answered");
+    if (!script_name(body, name)) {
+        snprintf(err, errlen, "SHA1 of the script failed");
         return false;
     }
     struct script *scripts = realloc(c->scripts, (c->n_scripts + 1) * sizeof(*scripts));

@@ -455,11 +455,13 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
                                               sizeof(err)) ||
         !rcluster_script_add(w->rc, watermark_script, w->wm_sha, err, sizeof(err))) {
         HB_ERROR("writer: %s", err);
+        writer_finish(w); /* nothing started: frees what was set up */
         return false;
     }
     w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
     if (w->entries == NULL || !seqtrack_init(&w->seqtrack)) {
         HB_ERROR("writer: cannot allocate a batch of %zu: %s", cfg->batch_size, strerror(errno));
+        writer_finish(w);
         return false;
     }
     return true;
