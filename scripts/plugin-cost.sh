@@ -124,8 +124,12 @@ for line in sys.stdin:
     runs.setdefault(r, {})[plugin] = float(us)
 ratios = [v["1"] / v["0"] for v in runs.values() if v.get("0", 0) > 0]
 ratios = [x for x in ratios if x == x]
-if not ratios:
-    print("plugin cost: no usable measurement"); sys.exit(1)
+if len(ratios) < len(runs):
+    # A run without a steady phase holding every device (a drop, a refused connect) is no
+    # measurement, and a median of the rest would hide it.
+    print(f"plugin cost: only {len(ratios)} of {len(runs)} pairs usable (nan: not every device "
+          "held through the steady phase); run again on a quieter machine")
+    sys.exit(1)
 with_ = statistics.median(v["1"] for v in runs.values())
 without = statistics.median(v["0"] for v in runs.values())
 m = statistics.median(ratios)
