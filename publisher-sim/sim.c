@@ -77,8 +77,8 @@ static void hold_until(struct sim *s, int64_t now, int64_t end_ms)
     if (!s->devices.running || st->steady_ms != 0)
         return;
     st->steady_ms = now;
-    st->published_steady = st->published;
-    st->steady_connected_min = st->connected;
+    st->steady_sent = st->published;
+    st->steady_held = st->connected;
     if (end_ms < st->end_ms)
         st->end_ms = end_ms;
 }
@@ -184,8 +184,8 @@ int sim_run(struct sim *s, int64_t start_ms, struct truth *truth)
                 devices_io(&s->devices, (size_t)events[i].data.u64, events[i].events);
         }
         struct sim_stats *st = &s->devices.stats;
-        if (st->steady_ms != 0 && s->devices.running && st->connected < st->steady_connected_min)
-            st->steady_connected_min = st->connected;
+        if (st->steady_ms != 0 && s->devices.running && st->connected < st->steady_held)
+            st->steady_held = st->connected;
     }
     if (s->devices.running) /* the loop failed: still end the run consistently */
         begin_end(s, hb_now_ms());

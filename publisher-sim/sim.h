@@ -40,8 +40,8 @@ struct sim_stats {
                                  while some device never was */
     int64_t steady_ms;        /* --hold: when this simulator was told the run's end, the
                                  start of its steady phase; 0: never */
-    uint64_t published_steady;   /* published at steady_ms */
-    size_t steady_connected_min; /* fewest connected at once from steady_ms to the end */
+    uint64_t steady_sent;     /* published at steady_ms */
+    size_t steady_held;       /* fewest connected at once from steady_ms to the end */
     bool interrupted;         /* a signal ended the run */
 };
 

@@ -34,7 +34,7 @@ void summary_derive(struct summary *s, const struct fleet_result *r)
         s->steady_s = (double)(t->end_ms - t->all_connected_ms) / 1000.0;
         double counted = (double)(t->end_ms - t->steady_ms) / 1000.0;
         if (counted > 0)
-            s->hb_per_s_steady = (double)(t->published - t->published_steady) / counted;
+            s->hb_per_s_steady = (double)(t->published - t->steady_sent) / counted;
     }
 }
 
@@ -84,7 +84,7 @@ bool summary_print_json(const struct summary *s)
         add_number_or_null(o, "steady_s", round1(s->steady_s)) &&
         add_number_or_null(o, "steady_heartbeats_per_s", round1(s->hb_per_s_steady)) &&
         add_number_or_null(o, "steady_connections_held",
-                           s->steady_s >= 0 ? (double)t->steady_connected_min : -1) &&
+                           s->steady_s >= 0 ? (double)t->steady_held : -1) &&
         cJSON_AddNumberToObject(o, "rss_kib", (double)r->rss_kib) &&
         cJSON_AddNumberToObject(o, "pss_kib", (double)r->pss_kib) &&
         add_number_or_null(o, "memory_per_connection_bytes",
@@ -128,10 +128,11 @@ void summary_log(const struct summary *s, size_t device_intervals)
     if (s->hb_per_s_steady >= 0)
         HB_INFO("hb-sim: steady phase (--hold %g): %.1fs with at least %zu devices connected, "
                 "%.0f heartbeats/s",
-                s->hold_s, s->steady_s, t->steady_connected_min, s->hb_per_s_steady);
+                s->hold_s, s->steady_s, t->steady_held, s->hb_per_s_steady);
     else if (s->hold_s > 0)
         HB_WARN("hb-sim: no steady phase: not every device had connected when the run ended "
-                "(--duration %.1fs)", s->duration_s);
+                "(--duration %.1fs)",
+                s->duration_s);
     if (r->connected_peak > 0 && r->pss_kib > 0)
         HB_INFO("hb-sim: %zu devices connected at the peak; memory %.0f bytes per connection "
                 "(Pss %" PRIu64 " KiB, RSS %" PRIu64 " KiB over the parent and workers)",
