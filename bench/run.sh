@@ -26,6 +26,14 @@ die() {
 }
 
 # --- what must be installed ---------------------------------------------------------------
+# scripts/deps.sh installs the build's packages; this adds the benchmark's own, each only when
+# its command is missing (Node.js may come with its own npm from elsewhere).
+extra=()
+command -v gnuplot >/dev/null || extra+=(gnuplot-nox)
+command -v node >/dev/null || extra+=(nodejs)
+command -v npm >/dev/null || extra+=(npm)
+/usr/bin/python3 -c 'import redis' 2>/dev/null || extra+=(python3-redis)
+bash "$root/scripts/deps.sh" "${extra[@]}" || die "could not install what it needs (see above)"
 missing=()
 for cmd in mosquitto mosquitto_pub mosquitto_sub redis-server gnuplot node npm cc meson ninja; do
     command -v "$cmd" >/dev/null || missing+=("$cmd")

@@ -47,6 +47,7 @@ struct fleet {
     unsigned user_signals;
     bool failed;   /* a worker failed or sent something unusable */
     bool stopping; /* the others were told to stop because of it */
+    bool held;     /* the workers were told when the hold ends */
 
     int64_t next_progress;
     int64_t last_progress_ms;
@@ -89,6 +90,20 @@ static void fail_run(struct fleet *f)
     }
 }
 
+/* --hold: once every device of every worker has connected, tells each worker when the run
+ * ends (SIM_HOLD_SIGNAL carries ms after the start), so all of them stop together. */
+static void hold(struct fleet *f, const struct sim_stats *t)
+{
+    if (f->cfg->hold_ms <= 0 || f->held || t->all_connected_ms == 0)
+        return;
+    f->held = true;
+    int64_t end = t->all_connected_ms + f->cfg->hold_ms - f->start_ms;
+    union sigval v = {.sival_int = end > INT32_MAX ? INT32_MAX : (int)end};
+    for (unsigned i = 0; i < f->n; i++)
+        if (f->w[i].pid > 0 && sigqueue(f->w[i].pid, SIM_HOLD_SIGNAL, v) < 0 && errno != ESRCH)
+            HB_WARN("hb-sim: sigqueue(%d): %s", (int)f->w[i].pid, strerror(errno));
+}
+
 /* After a report: the peak of connected devices (and the memory it took), and the published
  * count at the moment every device had connected. */
 static void sample(struct fleet *f)
@@ -107,6 +122,7 @@ static void sample(struct fleet *f)
     }
     if (t.all_connected_ms != 0 && f->out->published_at_all == 0)
         f->out->published_at_all = t.published ? t.published : 1;
+    hold(f, &t);
 }
 
 static void on_message(struct fleet *f, unsigned i, uint32_t type, const void *data, size_t len)
@@ -335,6 +351,13 @@ int fleet_run(const struct fleet_config *cfg, const sigset_t *signals, int64_t s
     sigemptyset(&worker_signals);
     sigaddset(&worker_signals, SIGTERM);
     sigaddset(&worker_signals, SIGUSR1);
+    sigaddset(&worker_signals, SIM_HOLD_SIGNAL);
+    /* Blocked before the fork, so a worker that has no signalfd yet keeps it pending. */
+    sigset_t hold_signal;
+    sigemptyset(&hold_signal);
+    sigaddset(&hold_signal, SIM_HOLD_SIGNAL);
+    if (sigprocmask(SIG_BLOCK, &hold_signal, NULL) < 0)
+        HB_WARN("hb-sim: sigprocmask: %s", strerror(errno));
     struct rng seeds;
     rng_seed(&seeds, cfg->seed);
     size_t devices = cfg->sim.n_devices, first = cfg->sim.first_device;

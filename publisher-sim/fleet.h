@@ -21,6 +21,8 @@ struct fleet_config {
     double connect_rate; /* all workers together */
     uint64_t seed;       /* workers' seeds are drawn from it */
     double progress_s;   /* seconds between progress lines; <= 0: none */
+    int64_t hold_ms;     /* > 0: the run ends this long after the last device of all
+                            connected (--hold); the workers are told the end then */
     bool terminal;       /* rewrite one line on stderr instead of printing lines */
 };
 

@@ -354,6 +354,7 @@ static int run_fleet(struct run *r)
         .workers = r->cp.workers,
         .connect_rate = o->connect_rate,
         .seed = rng_next(&r->rng),
+        .hold_ms = (int64_t)llround(o->hold_s * 1000.0),
         .progress_s = o->quiet                ? 0
                       : o->progress_s > 0     ? o->progress_s
                       : isatty(STDERR_FILENO) ? 1
@@ -371,6 +372,7 @@ static int run_fleet(struct run *r)
         .sources = o->n_sources,
         .seed = r->seed,
         .qos = o->qos,
+        .hold_s = o->hold_s,
     };
     summary_derive(&sum, &fr);
     /* A run cut short by a failed worker has no trustworthy truth: write none. */

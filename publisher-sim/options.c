@@ -289,6 +289,17 @@ static const struct hb_option sim_options[] = {
      .error = "expected seconds in 1..2592000, got '%s'",
      .help = "run length in seconds (default 60)"},
     {.type = HB_OPTION_DOUBLE,
+     .name = "hold",
+     .metavar = "S",
+     .def = "0",
+     HB_OPTION_FIELD(struct options, hold_s),
+     .dmin = 0,
+     .dmax = 30 * 86400,
+     .error = "expected seconds in 0..2592000, got '%s'",
+     .help = "end the run S seconds after the last device connected: a steady\n"
+             "phase after the ramp, reported apart; --duration is then the most\n"
+             "the run lasts (default 0: off)"},
+    {.type = HB_OPTION_DOUBLE,
      .name = "churn",
      .metavar = "F",
      .def = "0.25",
@@ -457,6 +468,7 @@ static const char *const getopt_order[] = {
     "workers",      "source-address", "key",
     "kid",          "token-ttl",      "payload-template",
     "keepalive",    "progress",       "ca-file",
+    "hold",
     NULL,
 };
 
@@ -523,6 +535,10 @@ static bool check(struct options *o)
         HB_WARN("--token-ttl %g is shorter than --duration %g: a broker that enforces expiry "
                 "disconnects devices before the run ends",
                 o->token_ttl_s, o->duration_s);
+    if (o->hold_s >= o->duration_s)
+        HB_WARN("--hold %g is not shorter than --duration %g: the run ends at --duration, "
+                "before the hold is over",
+                o->hold_s, o->duration_s);
     return true;
 }
 

@@ -29,6 +29,7 @@ struct options {
     double heartbeat_s;
     double jitter;
     double duration_s;
+    double hold_s; /* > 0: the run ends this long after the last device connected */
     double churn;
     double connect_rate; /* new connections per second, all workers together */
     int64_t guard_ms;

@@ -27,6 +27,10 @@ void progress_sum(struct sim_stats *total, const struct sim_stats *parts, size_t
         total->token_errors += p->token_errors;
         total->lost += p->lost;
         total->skipped += p->skipped;
+        total->steady_sent += p->steady_sent;
+        total->steady_held += p->steady_held;
+        if (p->steady_ms > total->steady_ms)
+            total->steady_ms = p->steady_ms;
         if (i == 0 || p->start_ms < total->start_ms)
             total->start_ms = p->start_ms;
         if (i == 0 || p->end_ms < total->end_ms)

@@ -69,6 +69,20 @@ static void begin_end(struct sim *s, int64_t now)
     devices_stop_all(&s->devices, now);
 }
 
+/* --hold: the fleet's parent says when the run ends; from now on the devices are in their
+ * steady phase, and its counters start. Only the first such message counts. */
+static void hold_until(struct sim *s, int64_t now, int64_t end_ms)
+{
+    struct sim_stats *st = &s->devices.stats;
+    if (!s->devices.running || st->steady_ms != 0)
+        return;
+    st->steady_ms = now;
+    st->steady_sent = st->published;
+    st->steady_held = st->connected;
+    if (end_ms < st->end_ms)
+        st->end_ms = end_ms;
+}
+
 /* SIGTERM and SIGINT end the run gracefully (again: nothing more to do); SIGUSR1 also stops
  * waiting for devices to disconnect. A fleet's parent turns a user's second signal into
  * SIGUSR1, so a terminal's SIGINT reaching a worker too does not count twice. */
@@ -77,6 +91,10 @@ static void handle_signal(struct sim *s, int64_t now)
     struct signalfd_siginfo si;
     ssize_t n;
     while ((n = read(s->sigfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIM_HOLD_SIGNAL) {
+            hold_until(s, now, s->devices.stats.start_ms + si.ssi_int);
+            continue;
+        }
         if (s->devices.running) {
             HB_DEBUG("hb-sim: %s: ending the run early", strsignal((int)si.ssi_signo));
             s->interrupted = true;
@@ -165,6 +183,9 @@ int sim_run(struct sim *s, int64_t start_ms, struct truth *truth)
             else
                 devices_io(&s->devices, (size_t)events[i].data.u64, events[i].events);
         }
+        struct sim_stats *st = &s->devices.stats;
+        if (st->steady_ms != 0 && s->devices.running && st->connected < st->steady_held)
+            st->steady_held = st->connected;
     }
     if (s->devices.running) /* the loop failed: still end the run consistently */
         begin_end(s, hb_now_ms());

@@ -38,6 +38,10 @@ struct sim_stats {
     int64_t end_ms;           /* when publishing stopped: start + duration, or the signal */
     int64_t all_connected_ms; /* when the last device was accepted for the first time; 0
                                  while some device never was */
+    int64_t steady_ms;        /* --hold: when this simulator was told the run's end, the
+                                 start of its steady phase; 0: never */
+    uint64_t steady_sent;     /* published at steady_ms */
+    size_t steady_held;       /* fewest connected at once from steady_ms to the end */
     bool interrupted;         /* a signal ended the run */
 };
 
@@ -83,6 +87,11 @@ struct sim;
  * to must outlive the simulator). Nothing connects before sim_run. Returns NULL (after
  * reporting why) on failure. */
 struct sim *sim_create(const struct sim_config *cfg);
+
+/* SIGUSR2 sent with sigqueue(), its int the run's end in ms after start_ms, ends the run then
+ * (--hold: a fleet's parent sends it once every device of every worker has connected); the
+ * steady phase's counters (steady_ms...) start when it arrives. Block it like the others. */
+#define SIM_HOLD_SIGNAL SIGUSR2
 
 /* Runs from start_ms (Unix ms, normally now) for the configured duration or until a signal:
  * devices connect at the configured rate, publish, reconnect with backoff when dropped, and

@@ -26,6 +26,16 @@ void summary_derive(struct summary *s, const struct fleet_result *r)
             s->hb_per_s_connected = (double)(t->published - r->published_at_all) / rest;
     }
     s->hb_per_s = s->duration_s > 0 ? (double)t->published / s->duration_s : 0;
+    /* The steady phase's rate counts from when each worker learned the end (its own
+     * published count then), a moment after the last connect: exact counts, not samples. */
+    s->steady_s = -1;
+    s->hb_per_s_steady = -1;
+    if (s->hold_s > 0 && t->steady_ms != 0 && t->all_connected_ms != 0) {
+        s->steady_s = (double)(t->end_ms - t->all_connected_ms) / 1000.0;
+        double counted = (double)(t->end_ms - t->steady_ms) / 1000.0;
+        if (counted > 0)
+            s->hb_per_s_steady = (double)(t->published - t->steady_sent) / counted;
+    }
 }
 
 static bool add_number_or_null(cJSON *o, const char *name, double v)
@@ -70,6 +80,11 @@ bool summary_print_json(const struct summary *s)
         add_number_or_null(o, "connect_rate", round1(s->connect_rate)) &&
         cJSON_AddNumberToObject(o, "heartbeats_per_s", round1(s->hb_per_s)) &&
         add_number_or_null(o, "heartbeats_per_s_all_connected", round1(s->hb_per_s_connected)) &&
+        cJSON_AddNumberToObject(o, "hold_s", s->hold_s) &&
+        add_number_or_null(o, "steady_s", round1(s->steady_s)) &&
+        add_number_or_null(o, "steady_heartbeats_per_s", round1(s->hb_per_s_steady)) &&
+        add_number_or_null(o, "steady_connections_held",
+                           s->steady_s >= 0 ? (double)t->steady_held : -1) &&
         cJSON_AddNumberToObject(o, "rss_kib", (double)r->rss_kib) &&
         cJSON_AddNumberToObject(o, "pss_kib", (double)r->pss_kib) &&
         add_number_or_null(o, "memory_per_connection_bytes",
@@ -110,6 +125,14 @@ void summary_log(const struct summary *s, size_t device_intervals)
                 s->connect_all_s, s->connect_rate);
     if (s->hb_per_s_connected >= 0)
         HB_INFO("hb-sim: %.0f heartbeats/s once every device had connected", s->hb_per_s_connected);
+    if (s->hb_per_s_steady >= 0)
+        HB_INFO("hb-sim: steady phase (--hold %g): %.1fs with at least %zu devices connected, "
+                "%.0f heartbeats/s",
+                s->hold_s, s->steady_s, t->steady_held, s->hb_per_s_steady);
+    else if (s->hold_s > 0)
+        HB_WARN("hb-sim: no steady phase: not every device had connected when the run ended "
+                "(--duration %.1fs)",
+                s->duration_s);
     if (r->connected_peak > 0 && r->pss_kib > 0)
         HB_INFO("hb-sim: %zu devices connected at the peak; memory %.0f bytes per connection "
                 "(Pss %" PRIu64 " KiB, RSS %" PRIu64 " KiB over the parent and workers)",

@@ -17,6 +17,7 @@ struct summary {
     uint64_t seed;
     int qos;
     size_t intervals; /* complete intervals in the truth */
+    double hold_s;    /* --hold, 0: none */
     /* Set by summary_derive. */
     const struct fleet_result *r;
     double duration_s;
@@ -24,6 +25,8 @@ struct summary {
     double connect_rate;       /* devices / connect_all_s, or < 0 */
     double hb_per_s;           /* over the run */
     double hb_per_s_connected; /* once every device had connected, or < 0 */
+    double steady_s;           /* --hold: from the last connect to the end, or < 0 */
+    double hb_per_s_steady;    /* --hold: published per second in the steady phase, or < 0 */
 };
 
 /* Derives the duration and rates from r, which must outlive s. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs to build, test and run, when any is missing.
-# Idempotent and quiet when everything is there. Needs root (or sudo) only to install.
+# Extra packages may be named as arguments. Idempotent and quiet when everything is there. Needs root (or sudo) only to install.
 set -euo pipefail
 
 packages=(
@@ -10,6 +10,8 @@ packages=(
   mosquitto mosquitto-clients redis-server redis-tools
   python3 python3-paho-mqtt python3-jwt python3-cryptography openssl clang-format
 )
+# A script that needs more (bench/run.sh: gnuplot, Node.js) names it: deps.sh PACKAGE...
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -112,6 +112,34 @@ def json_summary_fields_are_exact(env):
     check_eq(s["end_ms"] - s["start_ms"], 3000, "run length")
 
 
+def hold_ends_the_run_after_the_last_connect(env):
+    """--hold 2 with three workers and a slow ramp: the run ends 2 s after the last device of
+    any worker connected, not at --duration, and the steady phase is reported apart."""
+    broker = env.mosquitto()
+    _, s, _ = run_sim(env, [broker], "--workers", 3, "--accounts", 20, "--devices-per-account", 3,
+                      "--churn", 0, "--heartbeat", 1, "--duration", 60, "--hold", 2, "--seed", 3,
+                      "--connect-rate", 40, "--guard-ms", 0)
+    check_eq((s["ever_connected"], s["errors"], s["interrupted"], s["hold_s"]),
+             (60, 0, False, 2), "connected, errors, interrupted, hold")
+    ramp_ms = s["time_to_connect_all_s"] * 1000
+    check(ramp_ms >= 1000, f"a ramp of 60 devices at 40/s: {s}")
+    # time_to_connect_all_s is rounded to 0.1 s; the end is the last connect + 2000 ms exactly.
+    check(abs(s["end_ms"] - s["start_ms"] - ramp_ms - 2000) <= 50, f"run length: {s}")
+    check_eq((s["steady_s"], s["steady_connections_held"]), (2, 60), "steady phase")
+    # One heartbeat a second (jitter 0.1) from 60 devices.
+    check(45 <= s["steady_heartbeats_per_s"] <= 80, f"steady heartbeats/s: {s}")
+
+
+def hold_longer_than_the_run_reports_no_steady_phase(env):
+    """A ramp that outlasts --duration: the run ends at --duration and has no steady phase."""
+    broker = env.mosquitto()
+    _, s, _ = run_sim(env, [broker], "--workers", 2, "--accounts", 20, "--devices-per-account", 3,
+                      "--churn", 0, "--heartbeat", 1, "--duration", 1, "--hold", 5, "--seed", 3,
+                      "--connect-rate", 20)
+    check_eq((s["end_ms"] - s["start_ms"], s["steady_s"], s["steady_heartbeats_per_s"],
+              s["steady_connections_held"]), (1000, None, None, None), "run length, steady phase")
+
+
 def plugin_broker(env, key):
     return env.mosquitto(config=plugin_broker_config([("key_file", key)]), env=sanitizer_env())
 
@@ -259,6 +287,8 @@ SCENARIOS = {f.__name__: f for f in [
     workers_truth_matches_the_checker_exactly,
     source_addresses_spread_connections_round_robin,
     json_summary_fields_are_exact,
+    hold_ends_the_run_after_the_last_connect,
+    hold_longer_than_the_run_reports_no_steady_phase,
     device_tokens_are_accepted_by_the_plugin,
     payload_template_is_what_devices_send,
     a_run_that_cannot_fit_says_what_to_change,
