@@ -591,16 +591,21 @@ static bool parse_stops(const redisReply *r, const struct hb_touch_report *repor
     return true;
 }
 
-int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const char *account,
-                   const struct hb_touch_report *reports, size_t n, int64_t now_ms,
-                   struct hb_touch_result *out, char *err, size_t errlen)
+int hb_plays_touch_append(redisContext *c, const struct hb_plays_config *cfg,
+                          const char *account, const struct hb_touch_report *reports, size_t n,
+                          int64_t now_ms, bool with_text, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
     char plays[PLAYS_KEY_MAX], limkey[PLAYS_KEY_MAX];
     if (!keys_of(account, plays, limkey, err, errlen))
         return -1;
     if (n > HB_PLAYS_TOUCH_MAX) {
         set_err(err, errlen, "more than %d reports", HB_PLAYS_TOUCH_MAX);
+        return -1;
+    }
+    struct script *s = &scripts[SCRIPT_TOUCH];
+    pthread_once(&scripts_once, scripts_hash);
+    if (s->sha[0] == '\0') {
+        set_err(err, errlen, "cannot hash a script");
         return -1;
     }
     enum { FIXED = 9, PER = 5 };
@@ -610,7 +615,6 @@ int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const cha
     char(*starts)[24] = calloc(n ? n : 1, sizeof(*starts));
     char now[24], grace[24], limit[24];
     int rc = -1;
-    redisReply *r = NULL;
     if (argv == NULL || lens == NULL || starts == NULL) {
         set_err(err, errlen, "out of memory");
         goto out;
@@ -618,6 +622,8 @@ int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const cha
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(grace, sizeof(grace), "%" PRId64, cfg->grace_ms);
     snprintf(limit, sizeof(limit), "%ld", cfg->defaults.devices);
+    argv[0] = with_text ? "EVAL" : "EVALSHA";
+    argv[1] = with_text ? s->text : s->sha;
     argv[2] = "2";
     argv[3] = plays;
     argv[4] = limkey;
@@ -640,25 +646,58 @@ int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const cha
         a[3] = t->group ? t->group : "";
         a[4] = t->media ? t->media : "";
     }
-    for (size_t i = 2; i < argc; i++)
+    for (size_t i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    r = run(c, SCRIPT_TOUCH, (int)argc, argv, lens, err, errlen);
-    if (r == NULL)
-        goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        !parse_names(r->element[0], reports, n, &out->released, &out->n_released) ||
-        !parse_names(r->element[1], reports, n, &out->admitted, &out->n_admitted) ||
-        !parse_stops(r->element[2], reports, n, out) || !is_int(r->element[3])) {
-        hb_touch_result_finish(out);
-        set_err(err, errlen, "redis: unexpected reply to the touch script");
+    if (redisAppendCommandArgv(c, (int)argc, argv, lens) != REDIS_OK) {
+        set_err(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "cannot queue the command");
         goto out;
     }
-    out->n_refreshed = (size_t)r->element[3]->integer;
     rc = 0;
 out:
-    freeReplyObject(r);
     free(starts);
     free(lens);
     free(argv);
     return rc;
+}
+
+int hb_plays_touch_read(redisContext *c, const struct hb_touch_report *reports, size_t n,
+                        struct hb_touch_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+        set_err(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
+        return -2;
+    }
+    int rc = -1;
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = strncmp(r->str, "NOSCRIPT", 8) == 0 ? 1 : -1;
+        set_err(err, errlen, "redis: %.200s", r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+               !parse_names(r->element[0], reports, n, &out->released, &out->n_released) ||
+               !parse_names(r->element[1], reports, n, &out->admitted, &out->n_admitted) ||
+               !parse_stops(r->element[2], reports, n, out) || !is_int(r->element[3])) {
+        hb_touch_result_finish(out);
+        set_err(err, errlen, "redis: unexpected reply to the touch script");
+    } else {
+        out->n_refreshed = (size_t)r->element[3]->integer;
+        rc = 0;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const char *account,
+                   const struct hb_touch_report *reports, size_t n, int64_t now_ms,
+                   struct hb_touch_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = 1;
+    for (int round = 0; rc == 1 && round < 2; round++) {
+        if (hb_plays_touch_append(c, cfg, account, reports, n, now_ms, round == 1, err,
+                                  errlen) != 0)
+            return -1;
+        rc = hb_plays_touch_read(c, reports, n, out, err, errlen);
+    }
+    return rc == 0 ? 0 : -1;
 }

@@ -142,4 +142,16 @@ int hb_plays_touch(redisContext *c, const struct hb_plays_config *cfg, const cha
                    const struct hb_touch_report *reports, size_t n, int64_t now_ms,
                    struct hb_touch_result *out, char *err, size_t errlen);
 
+/* The same step split for a pipeline: append queues the script for one account on c (EVALSHA,
+ * or EVAL with the script's text when with_text), read takes its reply. Call read once per
+ * successful append, in order, with the same reports (the result borrows their names).
+ * append: 0, or -1 with a reason (invalid input, nothing queued). read: 0 with out filled;
+ * 1 when Redis does not know the script (NOSCRIPT: append again with_text); -1 on an error
+ * reply (the connection stays usable); -2 when the connection failed (c->err is set). */
+int hb_plays_touch_append(redisContext *c, const struct hb_plays_config *cfg,
+                          const char *account, const struct hb_touch_report *reports, size_t n,
+                          int64_t now_ms, bool with_text, char *err, size_t errlen);
+int hb_plays_touch_read(redisContext *c, const struct hb_touch_report *reports, size_t n,
+                        struct hb_touch_result *out, char *err, size_t errlen);
+
 #endif

@@ -106,6 +106,8 @@ static void take_entry(struct writer *w, const struct queue_entry *e)
         atomic_store(&w->stats->seq_restarts, w->seqtrack.restarts);
         atomic_store(&w->stats->seq_evicted, w->seqtrack.evicted);
     }
+    if (w->cfg.enforce != NULL)
+        enforce_note(w->cfg.enforce, e);
     if (!batch_add(&w->batch, e)) {
         HB_ERROR("writer: out of memory; dropping a heartbeat");
         atomic_fetch_add(&w->stats->dropped, 1);
@@ -404,6 +406,8 @@ static void *writer_main(void *arg)
             if (n == 0 && !drained && !stopping) {
                 idle_check(w, &idle_next_ms);
                 watermark_advance(w);
+                if (w->cfg.enforce != NULL)
+                    enforce_flush(w->cfg.enforce, NULL); /* no notes: the gauge only */
             }
             for (size_t i = 0; i < n; i++)
                 take_entry(w, &w->entries[i]);
@@ -416,6 +420,8 @@ static void *writer_main(void *arg)
         if ((w->redis != NULL || connect_redis(w)) && write_batch(w)) {
             atomic_store(&w->stats->write_lag_ms, hb_now_ms() - w->oldest_unwritten_ms);
             w->oldest_unwritten_ms = 0;
+            if (w->cfg.enforce != NULL && !enforce_flush(w->cfg.enforce, w->redis))
+                disconnect(w);
             watermark_advance(w);
             continue;
         }
