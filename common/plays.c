@@ -132,14 +132,18 @@ static const char set_limits_lua[] =
     "redis.call('HSET', KEYS[1], unpack(flat))\n"
     "return 'OK'\n";
 
-/* KEYS: plays, limits. ARGV: now, grace, default limit, default policy, then 5 per report:
- * device, stopped (1/0), start ms (0: unknown), group, media.
- * Returns {released, admitted, {device, reason, ...}, refreshed}. */
-static const char touch_lua[] =
+/* KEYS: plays, limits, ingest. ARGV: now, grace, default limit, default policy, then 5 per
+ * report: device, stopped (1/0), start ms (0: unknown), group, media.
+ * Returns {released, admitted, {device, reason, ...}, refreshed}. The ingest hash marks the
+ * devices admitted here rather than by an admission: when one of them started after a pending
+ * device, it gives way (healing after a loss of data, whatever order heartbeats come in). */
+static const char touch_head[] =
     PRELUDE
     "local now, grace = clock(ARGV[1]), tonumber(ARGV[2])\n"
     "local list = load(KEYS[1], now, grace)\n"
     "local lim = limits(KEYS[2], ARGV[3], ARGV[4])\n"
+    "local ingest, flat = {}, redis.call('HGETALL', KEYS[3])\n"
+    "for i = 1, #flat, 2 do ingest[flat[i]] = true end\n"
     "local last, order = {}, {}\n"
     "for i = 5, #ARGV, 5 do\n"
     "  if last[ARGV[i]] == nil then order[#order + 1] = ARGV[i] end\n"
@@ -161,24 +165,53 @@ static const char touch_lua[] =
     "  local r = last[d]\n"
     "  if r and not r.stopped then pending[#pending + 1] = r end\n"
     "end\n"
-    "table.sort(pending, older)\n"
-    "local admitted, stop = {}, {}\n"
+    "table.sort(pending, older)\n";
+/* (Two literals: C11 compilers need not take one longer than 4095 bytes.) */
+static const char touch_tail[] =
+    "local function give_way(r, why)\n"
+    "  local victim = nil\n"
+    "  for i, e in ipairs(kept) do\n"
+    "    if ingest[e.d] and older(r, e) and (why == 'account_limit' or e.g == r.g) and\n"
+    "       (victim == nil or older(kept[victim], e)) then victim = i end\n"
+    "  end\n"
+    "  if victim == nil then return nil end\n"
+    "  local v = table.remove(kept, victim)\n"
+    "  if room(kept, lim, r.g) == nil then return v end\n"
+    "  table.insert(kept, victim, v)\n"
+    "  return nil\n"
+    "end\n"
+    "local admitted, stop, gone = {}, {}, {}\n"
     "for _, r in ipairs(pending) do\n"
     "  local why = room(kept, lim, r.g)\n"
+    "  local v = why and r.s < now and give_way(r, why)\n"
+    "  if v then stop[#stop + 1] = v.d; stop[#stop + 1] = why; gone[#gone + 1] = v.d; why = nil end\n"
     "  if why then stop[#stop + 1] = r.d; stop[#stop + 1] = why\n"
     "  else\n"
     "    kept[#kept + 1] = {d = r.d, s = r.s, l = now, g = r.g, m = r.m, dirty = true}\n"
     "    admitted[#admitted + 1] = r.d\n"
+    "    ingest[r.d] = true\n"
     "  end\n"
     "end\n"
-    "if #released > 0 then redis.call('HDEL', KEYS[1], unpack(released)) end\n"
+    "for _, d in ipairs(released) do gone[#gone + 1] = d end\n"
+    "if #gone > 0 then\n"
+    "  redis.call('HDEL', KEYS[1], unpack(gone))\n"
+    "  redis.call('HDEL', KEYS[3], unpack(gone))\n"
+    "end\n"
+    "if #admitted > 0 then\n"
+    "  local marks = {}\n"
+    "  for _, d in ipairs(admitted) do marks[#marks + 1] = d; marks[#marks + 1] = '1' end\n"
+    "  redis.call('HSET', KEYS[3], unpack(marks))\n"
+    "end\n"
     "save(KEYS[1], kept, grace)\n"
+    "if #kept > 0 then redis.call('PEXPIRE', KEYS[3], 2 * grace) end\n"
     "return {released, admitted, stop, refreshed}\n";
 
 struct script {
     const char *text;
     char sha[41];
 };
+
+static char touch_lua[sizeof(touch_head) + sizeof(touch_tail) - 1]; /* joined once */
 
 static struct script scripts[] = {{admit_lua, ""}, {get_lua, ""}, {set_limits_lua, ""},
                                   {touch_lua, ""}};
@@ -241,6 +274,8 @@ static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
  * hash failed keeps an empty name. */
 static void scripts_hash(void)
 {
+    memcpy(touch_lua, touch_head, sizeof(touch_head) - 1);
+    memcpy(touch_lua + sizeof(touch_head) - 1, touch_tail, sizeof(touch_tail));
     for (size_t k = 0; k < sizeof(scripts) / sizeof(scripts[0]); k++) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned mdlen = 0;
@@ -299,6 +334,12 @@ static bool keys_of(const char *account, char plays[PLAYS_KEY_MAX], char limits[
     snprintf(plays, PLAYS_KEY_MAX, "hb:plays:{%s}", account);
     snprintf(limits, PLAYS_KEY_MAX, "hb:limits:{%s}", account);
     return true;
+}
+
+/* The ingest marks of account (keys_of checked the id). */
+static void ingest_key(const char *account, char key[PLAYS_KEY_MAX])
+{
+    snprintf(key, PLAYS_KEY_MAX, "hb:ingest:{%s}", account);
 }
 
 static bool optional_id(const char *s)
@@ -541,6 +582,7 @@ void hb_touch_result_finish(struct hb_touch_result *r)
     free(r->admitted);
     free(r->stop);
     free(r->stop_reason);
+    free(r->displaced);
     memset(r, 0, sizeof(*r));
 }
 
@@ -579,12 +621,19 @@ static bool parse_stops(const redisReply *r, const struct hb_touch_report *repor
     size_t k = r->elements / 2;
     out->stop = calloc(k ? k : 1, sizeof(*out->stop));
     out->stop_reason = calloc(k ? k : 1, sizeof(*out->stop_reason));
-    if (out->stop == NULL || out->stop_reason == NULL)
+    out->displaced = calloc(k ? k : 1, sizeof(*out->displaced));
+    if (out->stop == NULL || out->stop_reason == NULL || out->displaced == NULL)
         return false;
     for (size_t i = 0; i < k; i++) {
         const redisReply *why = r->element[2 * i + 1];
-        if ((out->stop[i] = borrowed(reports, n, r->element[2 * i])) == NULL ||
-            why->type != REDIS_REPLY_STRING || !decision_parse(why->str, &out->stop_reason[i]))
+        out->stop[i] = borrowed(reports, n, r->element[2 * i]);
+        if (out->stop[i] == NULL) {
+            /* Not reported in this call: a device that gave way (healing). */
+            if (!copy_str(out->displaced[out->n_displaced], HB_ID_MAX + 1, r->element[2 * i]))
+                return false;
+            out->stop[i] = out->displaced[out->n_displaced++];
+        }
+        if (why->type != REDIS_REPLY_STRING || !decision_parse(why->str, &out->stop_reason[i]))
             return false;
         out->n_stop++;
     }
@@ -608,7 +657,9 @@ int hb_plays_touch_append(redisContext *c, const struct hb_plays_config *cfg,
         set_err(err, errlen, "cannot hash a script");
         return -1;
     }
-    enum { FIXED = 9, PER = 5 };
+    char ingest[PLAYS_KEY_MAX];
+    ingest_key(account, ingest);
+    enum { FIXED = 10, PER = 5 };
     size_t argc = FIXED + PER * n;
     const char **argv = calloc(argc, sizeof(*argv));
     size_t *lens = calloc(argc, sizeof(*lens));
@@ -624,13 +675,14 @@ int hb_plays_touch_append(redisContext *c, const struct hb_plays_config *cfg,
     snprintf(limit, sizeof(limit), "%ld", cfg->defaults.devices);
     argv[0] = with_text ? "EVAL" : "EVALSHA";
     argv[1] = with_text ? s->text : s->sha;
-    argv[2] = "2";
+    argv[2] = "3";
     argv[3] = plays;
     argv[4] = limkey;
-    argv[5] = now;
-    argv[6] = grace;
-    argv[7] = limit;
-    argv[8] = hb_play_policy_name(cfg->defaults.policy);
+    argv[5] = ingest;
+    argv[6] = now;
+    argv[7] = grace;
+    argv[8] = limit;
+    argv[9] = hb_play_policy_name(cfg->defaults.policy);
     for (size_t i = 0; i < n; i++) {
         const struct hb_touch_report *t = &reports[i];
         if (t->device == NULL || !hb_id_valid(t->device, strlen(t->device)) ||
