@@ -131,8 +131,8 @@ static void apply(struct enforce *e, const char *account, const struct hb_touch_
 
 /* Appends the chunks whose state is want (with the script's text when with_text), then reads
  * their replies. False when the connection failed. */
-static bool round_trip(struct enforce *e, redisContext *c, struct chunk *chunks, size_t n,
-                       int want, bool with_text, int64_t now_ms)
+static bool round_trip(struct enforce *e, redisContext *c, struct chunk *chunks, size_t n, int want,
+                       bool with_text, int64_t now_ms)
 {
     char err[256];
     bool sent_any = false;

@@ -15,9 +15,9 @@
 #include "stats.h"
 
 struct enforce_config {
-    struct hb_plays_config plays;  /* default limit and policy, grace period */
+    struct hb_plays_config plays;     /* default limit and policy, grace period */
     struct hb_control_config control; /* where stops go, with which credentials */
-    size_t capacity;               /* most heartbeats noted between two flushes (the batch size) */
+    size_t capacity; /* most heartbeats noted between two flushes (the batch size) */
 };
 
 /* One heartbeat as enforcement needs it. */
