@@ -44,14 +44,12 @@ static void settings_from(struct api_settings *s, const struct api_options *o)
 {
     memset(s, 0, sizeof(*s));
     s->topic_prefix = o->common.topic_prefix;
-    s->control_prefix = o->control_prefix;
+    s->control_prefix = o->play.control_prefix;
     s->interval_s = o->common.interval_s;
-    s->heartbeat_s = o->heartbeat_s;
+    s->heartbeat_s = o->play.heartbeat_s;
     s->token_ttl = o->token_ttl;
     s->fail_open = o->fail_open;
-    s->plays.defaults.devices = o->default_limit;
-    s->plays.defaults.policy = o->default_policy;
-    s->plays.grace_ms = (int64_t)o->grace_s * 1000;
+    hb_play_options_config(&o->play, &s->plays);
 }
 
 int main(int argc, char **argv)
@@ -96,7 +94,7 @@ int main(int argc, char **argv)
         struct hb_control_config cc = {
             .broker = o.common.brokers[0],
             .client_id = client_id,
-            .prefix = o.control_prefix,
+            .prefix = o.play.control_prefix,
             .password = control_password,
             .password_ud = &a,
         };
@@ -113,8 +111,8 @@ int main(int argc, char **argv)
         goto out_control;
     HB_INFO("hb-api %s listening on %s (port %u), key %s, %zu API keys, default limit %ld "
             "(%s), grace %ld s, heartbeat %ld s%s%s",
-            HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid, api_keys.n, o.default_limit,
-            hb_play_policy_name(o.default_policy), o.grace_s, o.heartbeat_s,
+            HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid, api_keys.n, o.play.default_limit,
+            hb_play_policy_name(o.play.default_policy), o.play.grace_s, o.play.heartbeat_s,
             o.fail_open ? ", fail-open" : "", a.control ? ", stops on" : ", no broker: no stops");
     if (o.rate_limit > 0)
         HB_INFO("hb-api: at most %g tokens/s per API key on /v1/tokens, bursts of %g", o.rate_limit,

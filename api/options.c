@@ -3,17 +3,11 @@
  * whole command line is valid. */
 #include "options.h"
 
-#include "control.h"
 #include "log.h"
 #include "tokens.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static bool parse_policy(void *opts, const char *value)
-{
-    return hb_play_policy_parse(value, &((struct api_options *)opts)->default_policy);
-}
 
 #define NUMBER_ERROR(lo, hi) "expected a whole number in " #lo ".." #hi ", got '%.80s'"
 
@@ -44,53 +38,10 @@ static const struct hb_option api_option_table[] = {
      .env = "HB_API_KEY_FILE",
      HB_OPTION_FIELD(struct api_options, api_key_file),
      .help = "service API keys, one per line"},
-    {.type = HB_OPTION_STRING,
-     .name = "control-prefix",
-     .metavar = "P",
-     .env = "HB_CONTROL_PREFIX",
-     .def = HB_CONTROL_PREFIX_DEFAULT,
-     HB_OPTION_FIELD(struct api_options, control_prefix),
-     .valid = hb_topic_prefix_valid,
-     .error = "'%.80s' is not a topic prefix",
-     .help = "stops go to P/<account>/<device> (default ctl)"},
-    {.type = HB_OPTION_INTEGER,
-     .name = "default-limit",
-     .metavar = "N",
-     .env = "HB_DEFAULT_LIMIT",
-     .def = "3",
-     HB_OPTION_FIELD(struct api_options, default_limit),
-     .min = 0,
-     .max = HB_PLAYS_LIMIT_MAX,
-     .help = "devices per account without its own limits (default 3)"},
-    {.type = HB_OPTION_CUSTOM,
-     .name = "default-policy",
-     .metavar = "P",
-     .env = "HB_DEFAULT_POLICY",
-     .def = "block_new",
-     .parse = parse_policy,
-     .error = "expected block_new or evict_oldest, got '%.80s'",
-     .help = "block_new or evict_oldest (default block_new)"},
-    {.type = HB_OPTION_INTEGER,
-     .name = "heartbeat-seconds",
-     .metavar = "S",
-     .env = "HB_HEARTBEAT_SECONDS",
-     .def = "10",
-     HB_OPTION_FIELD(struct api_options, heartbeat_s),
-     .min = 1,
-     .max = 600,
-     .error = NUMBER_ERROR(1, 600),
-     .help = "heartbeat period told to devices (default 10)"},
-    {.type = HB_OPTION_INTEGER,
-     .name = "grace-seconds",
-     .metavar = "S",
-     .env = "HB_GRACE_SECONDS",
-     HB_OPTION_FIELD(struct api_options, grace_s),
-     .flags = HB_OPTION_GIVEN,
-     .given = offsetof(struct api_options, grace_given),
-     .min = 1,
-     .max = 3600,
-     .error = NUMBER_ERROR(1, 3600),
-     .help = "a device not seen for S seconds loses its slot\n(default 3 heartbeat periods)"},
+};
+
+/* After the shared admission options (common/playopts.h), in the help text too. */
+static const struct hb_option api_option_table_after[] = {
     {.type = HB_OPTION_INTEGER,
      .name = "token-ttl",
      .metavar = "S",
@@ -163,8 +114,11 @@ static const struct hb_options_spec spec = {
         "(HB_LISTEN, HB_DEFAULT_LIMIT, HB_FAIL_OPEN=1, ...). Stops are sent only when a "
         "broker\nis named (--broker or HB_BROKER).\n",
     .groups = {HB_CONFIG_GROUP(struct api_options, common),
-               {api_option_table, sizeof(api_option_table) / sizeof(api_option_table[0]), 0}},
-    .n_groups = 2,
+               {api_option_table, sizeof(api_option_table) / sizeof(api_option_table[0]), 0},
+               HB_PLAY_OPTIONS_GROUP(struct api_options, play),
+               {api_option_table_after,
+                sizeof(api_option_table_after) / sizeof(api_option_table_after[0]), 0}},
+    .n_groups = 4,
     .unexpected = "unexpected argument '%.80s'",
 };
 
@@ -182,12 +136,7 @@ enum hb_options_status api_options_parse(struct api_options *o, int argc, char *
     }
     if (!api_tokens_rate_check(o->rate_limit, o->burst, &o->burst))
         return HB_OPTIONS_USAGE;
-    if (!o->grace_given)
-        o->grace_s = 3 * o->heartbeat_s;
-    if (o->grace_s <= o->heartbeat_s) {
-        HB_ERROR("--grace-seconds %ld must be longer than a heartbeat period (%ld s)", o->grace_s,
-                 o->heartbeat_s);
+    if (!hb_play_options_check(&o->play))
         return HB_OPTIONS_USAGE;
-    }
     return HB_OPTIONS_RUN;
 }

@@ -3,18 +3,18 @@
 #define HB_API_OPTIONS_H
 
 #include "config.h"
-#include "plays.h"
+#include "playopts.h"
 
 #include <stdbool.h>
 
 struct api_options {
     struct hb_config common; /* --broker, --redis, --interval, --topic-prefix */
     bool control;            /* a broker was named (--broker or HB_BROKER): send stops */
-    const char *listen, *key_file, *kid, *api_key_file, *control_prefix;
-    long default_limit, grace_s, heartbeat_s, token_ttl, threads, max_connections;
+    struct hb_play_options play; /* --control-prefix, --default-limit, ... (shared) */
+    const char *listen, *key_file, *kid, *api_key_file;
+    long token_ttl, threads, max_connections;
     double rate_limit, burst; /* POST /v1/tokens per API key; burst as given (0: default) */
-    enum hb_play_policy default_policy;
-    bool grace_given, fail_open;
+    bool fail_open;
 };
 
 /* Fills o, a fresh struct, from the defaults, the environment and argv, and checks it as a

@@ -5,6 +5,7 @@
 
 #include "ids.h"
 #include "log.h"
+#include "secretfile.h"
 
 #include <mosquitto.h>
 #include <stdio.h>
@@ -13,12 +14,15 @@
 
 #define CONTROL_KEEPALIVE_S 30
 #define CONTROL_HOST_MAX 256
+#define CONTROL_PASSWORD_MAX 16384
 
 struct hb_control {
     struct mosquitto *mosq;
     char prefix[80];
     hb_control_password_fn password;
     void *password_ud;
+    char username[256];
+    const char *password_file, *password_text; /* the caller's, outliving c */
     atomic_bool connected;
     atomic_bool closing; /* hb_control_destroy runs: no reconnect, no warning */
     atomic_ullong published, failed;
@@ -50,15 +54,32 @@ static bool parse_broker(const char *uri, char *host, size_t hostlen, int *port)
     return true;
 }
 
+/* The password of the next connect when no callback gives it: the file (re-read every time,
+ * its last newline dropped) or the fixed text. malloc'd, or NULL. */
+static char *configured_password(void *ud)
+{
+    struct hb_control *c = ud;
+    if (c->password_file != NULL) {
+        char *text = NULL, err[256];
+        size_t len = 0;
+        if (!hb_secret_file_read(c->password_file, CONTROL_PASSWORD_MAX, &text, &len, err,
+                                 sizeof(err))) {
+            HB_WARN("control: password file %s", err);
+            return NULL;
+        }
+        text[hb_secret_trim_newline(text, len)] = '\0';
+        return text;
+    }
+    return c->password_text != NULL ? strdup(c->password_text) : NULL;
+}
+
 /* Sets the password for the next connect; the token is wiped after libmosquitto copied it. */
 static void refresh_password(struct hb_control *c)
 {
-    if (c->password == NULL)
-        return;
-    char *token = c->password(c->password_ud);
+    char *token = c->password != NULL ? c->password(c->password_ud) : configured_password(c);
     if (token == NULL)
         return;
-    if (mosquitto_username_pw_set(c->mosq, "hb-api", token) != MOSQ_ERR_SUCCESS)
+    if (mosquitto_username_pw_set(c->mosq, c->username, token) != MOSQ_ERR_SUCCESS)
         HB_WARN("control: cannot set the broker password");
     memset(token, 0, strlen(token));
     free(token);
@@ -111,6 +132,9 @@ struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *
     snprintf(c->prefix, sizeof(c->prefix), "%s", cfg->prefix);
     c->password = cfg->password;
     c->password_ud = cfg->password_ud;
+    c->password_file = cfg->password_file;
+    c->password_text = cfg->password_text;
+    snprintf(c->username, sizeof(c->username), "%s", cfg->username ? cfg->username : "hb-api");
     c->mosq = mosquitto_new(cfg->client_id, true, c);
     if (c->mosq == NULL) {
         snprintf(err, errlen, "mosquitto_new failed");

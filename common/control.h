@@ -19,8 +19,14 @@ struct hb_control_config {
     const char *broker;    /* tcp://host:port, mqtt://host:port or host:port (no TLS yet) */
     const char *client_id; /* unique per process */
     const char *prefix;    /* control topic prefix, e.g. "ctl" */
+    const char *username;  /* NULL: "hb-api" */
+    /* The password: from the callback when set (hb-api mints a token); else read from
+     * password_file again before every connect (a renewed token needs no restart); else the
+     * fixed password_text; else none. */
     hb_control_password_fn password;
     void *password_ud;
+    const char *password_file;
+    const char *password_text;
 };
 
 struct hb_control;

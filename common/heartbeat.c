@@ -106,8 +106,17 @@ static int64_t whole_number(const char *text, size_t i, size_t len)
     return v;
 }
 
-int64_t hb_payload_seq(const void *payload, size_t len)
+/* Whether text[i..len) is the JSON string "stopped" (exactly, no escapes). */
+static bool is_stopped(const char *text, size_t i, size_t len)
 {
+    return len - i >= 9 && memcmp(text + i, "\"stopped\"", 9) == 0;
+}
+
+void hb_payload_members(const void *payload, size_t len, struct hb_payload_members *out)
+{
+    out->seq = -1;
+    out->started_ms = -1;
+    out->stopped = false;
     /* A second pass over text hb_json_check validated: only strings and nesting matter. */
     const char *text = payload;
     int depth = 0;
@@ -122,20 +131,37 @@ int64_t hb_payload_seq(const void *payload, size_t len)
             i++;
         } else if (ch == '"') {
             size_t end = skip_string(text, i, len);
-            bool is_seq = depth == 1 && end - i == 5 && memcmp(text + i, "\"seq\"", 5) == 0;
+            enum { OTHER, SEQ, STARTED, STATE } member = OTHER;
+            if (depth == 1 && end - i == 5 && memcmp(text + i, "\"seq\"", 5) == 0)
+                member = SEQ;
+            else if (depth == 1 && end - i == 9 && memcmp(text + i, "\"started\"", 9) == 0)
+                member = STARTED;
+            else if (depth == 1 && end - i == 7 && memcmp(text + i, "\"state\"", 7) == 0)
+                member = STATE;
             i = end;
             while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
                 i++;
             /* A key is followed by ':'; a string value is not. */
-            if (is_seq && i < len && text[i] == ':') {
+            if (member != OTHER && i < len && text[i] == ':') {
                 i++;
                 while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
                     i++;
-                return whole_number(text, i, len);
+                if (member == SEQ)
+                    out->seq = whole_number(text, i, len);
+                else if (member == STARTED)
+                    out->started_ms = whole_number(text, i, len);
+                else
+                    out->stopped = is_stopped(text, i, len);
             }
         } else {
             i++;
         }
     }
-    return -1;
+}
+
+int64_t hb_payload_seq(const void *payload, size_t len)
+{
+    struct hb_payload_members m;
+    hb_payload_members(payload, len, &m);
+    return m.seq;
 }

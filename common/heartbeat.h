@@ -4,6 +4,7 @@
 #ifndef HB_HEARTBEAT_H
 #define HB_HEARTBEAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,5 +53,16 @@ enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len,
  * heartbeat sequence number, a whole number in [0, 2^53). Returns -1 when the payload is empty,
  * has no such member, or its value is anything else. Reads only payload[0..len). */
 int64_t hb_payload_seq(const void *payload, size_t len);
+
+/* The top-level members the consumer reads from a payload hb_payload_check accepted. */
+struct hb_payload_members {
+    int64_t seq;        /* "seq" as hb_payload_seq, or -1 */
+    int64_t started_ms; /* "started": when the device began playing, Unix ms in [0, 2^53), or -1 */
+    bool stopped;       /* "state" is exactly "stopped": the device ends its play */
+};
+
+/* Reads seq, started and state in one pass over payload[0..len) (a later duplicate member
+ * wins); anything unusable leaves the member at its "absent" value. Reads nothing else. */
+void hb_payload_members(const void *payload, size_t len, struct hb_payload_members *out);
 
 #endif

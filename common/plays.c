@@ -1,14 +1,13 @@
 /* Admission state in Redis: the Lua scripts that decide atomically, and their C wrappers.
  * Each script is the common prelude (entry codec, pruning, limits) plus its own body; the C
  * side runs it by its SHA-1 (EVALSHA) and sends the text only after NOSCRIPT, so a busy
- * instance ships each script once per Redis restart. The SHA-1 is the one Redis's SCRIPT LOAD
- * replies, learned once per process: nothing here hashes, so hbcommon links no libcrypto. */
+ * instance ships each script once per Redis restart. */
 #include "plays.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,14 +132,18 @@ static const char set_limits_lua[] =
     "redis.call('HSET', KEYS[1], unpack(flat))\n"
     "return 'OK'\n";
 
-/* KEYS: plays, limits. ARGV: now, grace, default limit, default policy, then 5 per report:
- * device, stopped (1/0), start ms (0: unknown), group, media.
- * Returns {released, admitted, {device, reason, ...}, refreshed}. */
-static const char touch_lua[] =
+/* KEYS: plays, limits, ingest. ARGV: now, grace, default limit, default policy, then 5 per
+ * report: device, stopped (1/0), start ms (0: unknown), group, media.
+ * Returns {released, admitted, {device, reason, ...}, refreshed}. The ingest hash marks the
+ * devices admitted here rather than by an admission: when one of them started after a pending
+ * device, it gives way (healing after a loss of data, whatever order heartbeats come in). */
+static const char touch_head[] =
     PRELUDE
     "local now, grace = clock(ARGV[1]), tonumber(ARGV[2])\n"
     "local list = load(KEYS[1], now, grace)\n"
     "local lim = limits(KEYS[2], ARGV[3], ARGV[4])\n"
+    "local ingest, flat = {}, redis.call('HGETALL', KEYS[3])\n"
+    "for i = 1, #flat, 2 do ingest[flat[i]] = true end\n"
     "local last, order = {}, {}\n"
     "for i = 5, #ARGV, 5 do\n"
     "  if last[ARGV[i]] == nil then order[#order + 1] = ARGV[i] end\n"
@@ -162,30 +165,56 @@ static const char touch_lua[] =
     "  local r = last[d]\n"
     "  if r and not r.stopped then pending[#pending + 1] = r end\n"
     "end\n"
-    "table.sort(pending, older)\n"
-    "local admitted, stop = {}, {}\n"
+    "table.sort(pending, older)\n";
+/* (Two literals: C11 compilers need not take one longer than 4095 bytes.) */
+static const char touch_tail[] =
+    "local function give_way(r, why)\n"
+    "  local victim = nil\n"
+    "  for i, e in ipairs(kept) do\n"
+    "    if ingest[e.d] and older(r, e) and (why == 'account_limit' or e.g == r.g) and\n"
+    "       (victim == nil or older(kept[victim], e)) then victim = i end\n"
+    "  end\n"
+    "  if victim == nil then return nil end\n"
+    "  local v = table.remove(kept, victim)\n"
+    "  if room(kept, lim, r.g) == nil then return v end\n"
+    "  table.insert(kept, victim, v)\n"
+    "  return nil\n"
+    "end\n"
+    "local admitted, stop, gone = {}, {}, {}\n"
     "for _, r in ipairs(pending) do\n"
     "  local why = room(kept, lim, r.g)\n"
+    "  local v = why and r.s < now and give_way(r, why)\n"
+    "  if v then stop[#stop + 1] = v.d; stop[#stop + 1] = why; gone[#gone + 1] = v.d; why = nil end\n"
     "  if why then stop[#stop + 1] = r.d; stop[#stop + 1] = why\n"
     "  else\n"
     "    kept[#kept + 1] = {d = r.d, s = r.s, l = now, g = r.g, m = r.m, dirty = true}\n"
     "    admitted[#admitted + 1] = r.d\n"
+    "    ingest[r.d] = true\n"
     "  end\n"
     "end\n"
-    "if #released > 0 then redis.call('HDEL', KEYS[1], unpack(released)) end\n"
+    "for _, d in ipairs(released) do gone[#gone + 1] = d end\n"
+    "if #gone > 0 then\n"
+    "  redis.call('HDEL', KEYS[1], unpack(gone))\n"
+    "  redis.call('HDEL', KEYS[3], unpack(gone))\n"
+    "end\n"
+    "if #admitted > 0 then\n"
+    "  local marks = {}\n"
+    "  for _, d in ipairs(admitted) do marks[#marks + 1] = d; marks[#marks + 1] = '1' end\n"
+    "  redis.call('HSET', KEYS[3], unpack(marks))\n"
+    "end\n"
     "save(KEYS[1], kept, grace)\n"
+    "if #kept > 0 then redis.call('PEXPIRE', KEYS[3], 2 * grace) end\n"
     "return {released, admitted, stop, refreshed}\n";
 
 struct script {
     const char *text;
-    atomic_bool known; /* sha is set (release/acquire: set once, then only read) */
     char sha[41];
 };
 
-static struct script scripts[] = {{admit_lua, false, ""},
-                                  {get_lua, false, ""},
-                                  {set_limits_lua, false, ""},
-                                  {touch_lua, false, ""}};
+static char touch_lua[sizeof(touch_head) + sizeof(touch_tail) - 1]; /* joined once */
+
+static struct script scripts[] = {{admit_lua, ""}, {get_lua, ""}, {set_limits_lua, ""},
+                                  {touch_lua, ""}};
 enum { SCRIPT_ADMIT, SCRIPT_GET, SCRIPT_SET_LIMITS, SCRIPT_TOUCH };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -239,43 +268,23 @@ static bool decision_parse(const char *s, enum hb_admit_decision *out)
     return false;
 }
 
-static pthread_mutex_t scripts_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
 
-/* The script's SHA-1 as Redis names it, into sha: known, or loaded now (SCRIPT LOAD, on the
- * node that holds key) and kept for the process. A node that has not loaded it answers
- * NOSCRIPT, and run() falls back to EVAL there. False with a reason when Redis did not answer
- * with a name. */
-static bool script_sha(struct rcluster *c, const char *key, size_t keylen, struct script *s,
-                       char sha[41], char *err, size_t errlen)
+/* The SHA-1 of each script, as Redis names it (a digest, not a security use); a script whose
+ * hash failed keeps an empty name. */
+static void scripts_hash(void)
 {
-    if (atomic_load_explicit(&s->known, memory_order_acquire)) {
-        memcpy(sha, s->sha, 41);
-        return true;
+    memcpy(touch_lua, touch_head, sizeof(touch_head) - 1);
+    memcpy(touch_lua + sizeof(touch_head) - 1, touch_tail, sizeof(touch_tail));
+    for (size_t k = 0; k < sizeof(scripts) / sizeof(scripts[0]); k++) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        const char *text = scripts[k].text;
+        if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+            continue;
+        for (unsigned i = 0; i < 20; i++)
+            snprintf(scripts[k].sha + 2 * i, 3, "%02x", md[i]);
     }
-    const char *argv[3] = {"SCRIPT", "LOAD", s->text};
-    size_t lens[3] = {6, 4, strlen(s->text)};
-    char why[256];
-    redisReply *r = rcluster_command(c, key, keylen, 3, argv, lens, why, sizeof(why));
-    if (r == NULL) {
-        set_err(err, errlen, "redis: %s", why);
-        return false;
-    }
-    bool ok = r->type == REDIS_REPLY_STRING && r->len == 40;
-    if (ok) {
-        memcpy(sha, r->str, 40);
-        sha[40] = '\0';
-        pthread_mutex_lock(&scripts_lock);
-        if (!atomic_load_explicit(&s->known, memory_order_relaxed)) {
-            memcpy(s->sha, sha, 41);
-            atomic_store_explicit(&s->known, true, memory_order_release);
-        }
-        pthread_mutex_unlock(&scripts_lock);
-    } else {
-        set_err(err, errlen, "redis: SCRIPT LOAD: %.200s",
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    }
-    freeReplyObject(r);
-    return ok;
 }
 
 /* Runs a script with argv[0..argc) after the command and SHA slots (argv[0], argv[1] are
@@ -286,11 +295,13 @@ static redisReply *run(struct rcluster *c, int id, int argc, const char **argv, 
                        char *err, size_t errlen)
 {
     struct script *s = &scripts[id];
-    char sha[41];
-    if (!script_sha(c, argv[3], lens[3], s, sha, err, errlen))
+    pthread_once(&scripts_once, scripts_hash);
+    if (s->sha[0] == '\0') {
+        set_err(err, errlen, "cannot hash a script");
         return NULL;
+    }
     argv[0] = "EVALSHA";
-    argv[1] = sha;
+    argv[1] = s->sha;
     lens[0] = 7;
     lens[1] = 40;
     char why[256];
@@ -325,6 +336,12 @@ static bool keys_of(const char *account, char plays[PLAYS_KEY_MAX], char limits[
     snprintf(plays, PLAYS_KEY_MAX, "hb:plays:{%s}", account);
     snprintf(limits, PLAYS_KEY_MAX, "hb:limits:{%s}", account);
     return true;
+}
+
+/* The ingest marks of account (keys_of checked the id). */
+static void ingest_key(const char *account, char key[PLAYS_KEY_MAX])
+{
+    snprintf(key, PLAYS_KEY_MAX, "hb:ingest:{%s}", account);
 }
 
 static bool optional_id(const char *s)
@@ -569,6 +586,7 @@ void hb_touch_result_finish(struct hb_touch_result *r)
     free(r->admitted);
     free(r->stop);
     free(r->stop_reason);
+    free(r->displaced);
     memset(r, 0, sizeof(*r));
 }
 
@@ -607,16 +625,161 @@ static bool parse_stops(const redisReply *r, const struct hb_touch_report *repor
     size_t k = r->elements / 2;
     out->stop = calloc(k ? k : 1, sizeof(*out->stop));
     out->stop_reason = calloc(k ? k : 1, sizeof(*out->stop_reason));
-    if (out->stop == NULL || out->stop_reason == NULL)
+    out->displaced = calloc(k ? k : 1, sizeof(*out->displaced));
+    if (out->stop == NULL || out->stop_reason == NULL || out->displaced == NULL)
         return false;
     for (size_t i = 0; i < k; i++) {
         const redisReply *why = r->element[2 * i + 1];
-        if ((out->stop[i] = borrowed(reports, n, r->element[2 * i])) == NULL ||
-            why->type != REDIS_REPLY_STRING || !decision_parse(why->str, &out->stop_reason[i]))
+        out->stop[i] = borrowed(reports, n, r->element[2 * i]);
+        if (out->stop[i] == NULL) {
+            /* Not reported in this call: a device that gave way (healing). */
+            if (!copy_str(out->displaced[out->n_displaced], HB_ID_MAX + 1, r->element[2 * i]))
+                return false;
+            out->stop[i] = out->displaced[out->n_displaced++];
+        }
+        if (why->type != REDIS_REPLY_STRING || !decision_parse(why->str, &out->stop_reason[i]))
             return false;
         out->n_stop++;
     }
     return true;
+}
+
+/* The arguments of one touch script call; argv[0..2) (command and SHA) are filled by the
+ * sender. Owned arrays: touch_args_finish frees them. */
+struct touch_args {
+    const char **argv;
+    size_t *lens;
+    char (*starts)[24];
+    size_t argc;
+    char plays[PLAYS_KEY_MAX], limkey[PLAYS_KEY_MAX], ingest[PLAYS_KEY_MAX];
+    char now[24], grace[24], limit[24];
+};
+
+static void touch_args_finish(struct touch_args *t)
+{
+    free(t->starts);
+    free(t->lens);
+    free(t->argv);
+}
+
+/* Fills t for the touch of account with reports[0..n). 0, or -1 with a reason (t is then
+ * finished already). */
+static int touch_args_init(struct touch_args *t, const struct hb_plays_config *cfg,
+                           const char *account, const struct hb_touch_report *reports, size_t n,
+                           int64_t now_ms, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof(*t));
+    if (!keys_of(account, t->plays, t->limkey, err, errlen))
+        return -1;
+    if (n > HB_PLAYS_TOUCH_MAX) {
+        set_err(err, errlen, "more than %d reports", HB_PLAYS_TOUCH_MAX);
+        return -1;
+    }
+    ingest_key(account, t->ingest);
+    enum { FIXED = 10, PER = 5 };
+    t->argc = FIXED + PER * n;
+    t->argv = calloc(t->argc, sizeof(*t->argv));
+    t->lens = calloc(t->argc, sizeof(*t->lens));
+    t->starts = calloc(n ? n : 1, sizeof(*t->starts));
+    if (t->argv == NULL || t->lens == NULL || t->starts == NULL) {
+        touch_args_finish(t);
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(t->now, sizeof(t->now), "%" PRId64, now_ms);
+    snprintf(t->grace, sizeof(t->grace), "%" PRId64, cfg->grace_ms);
+    snprintf(t->limit, sizeof(t->limit), "%ld", cfg->defaults.devices);
+    t->argv[0] = "EVALSHA";
+    t->argv[1] = "";
+    t->argv[2] = "3";
+    t->argv[3] = t->plays;
+    t->argv[4] = t->limkey;
+    t->argv[5] = t->ingest;
+    t->argv[6] = t->now;
+    t->argv[7] = t->grace;
+    t->argv[8] = t->limit;
+    t->argv[9] = hb_play_policy_name(cfg->defaults.policy);
+    for (size_t i = 0; i < n; i++) {
+        const struct hb_touch_report *r = &reports[i];
+        if (r->device == NULL || !hb_id_valid(r->device, strlen(r->device)) ||
+            !optional_id(r->group) || !optional_id(r->media)) {
+            touch_args_finish(t);
+            set_err(err, errlen, "invalid device, group or media id in report %zu", i);
+            return -1;
+        }
+        snprintf(t->starts[i], sizeof(t->starts[i]), "%" PRId64,
+                 r->start_ms > 0 ? r->start_ms : 0);
+        const char **a = t->argv + FIXED + PER * i;
+        a[0] = r->device;
+        a[1] = r->stopped ? "1" : "0";
+        a[2] = t->starts[i];
+        a[3] = r->group ? r->group : "";
+        a[4] = r->media ? r->media : "";
+    }
+    for (size_t i = 0; i < t->argc; i++)
+        t->lens[i] = strlen(t->argv[i]);
+    return 0;
+}
+
+/* Reads a touch script's reply into out. 0, or -1 with a reason. */
+static int touch_parse(const redisReply *r, const struct hb_touch_report *reports, size_t n,
+                       struct hb_touch_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (r->type == REDIS_REPLY_ERROR) {
+        set_err(err, errlen, "redis: %.200s", r->str);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        !parse_names(r->element[0], reports, n, &out->released, &out->n_released) ||
+        !parse_names(r->element[1], reports, n, &out->admitted, &out->n_admitted) ||
+        !parse_stops(r->element[2], reports, n, out) || !is_int(r->element[3])) {
+        hb_touch_result_finish(out);
+        set_err(err, errlen, "redis: unexpected reply to the touch script");
+        return -1;
+    }
+    out->n_refreshed = (size_t)r->element[3]->integer;
+    return 0;
+}
+
+const char *hb_plays_touch_script(void)
+{
+    pthread_once(&scripts_once, scripts_hash);
+    return scripts[SCRIPT_TOUCH].text;
+}
+
+long hb_plays_touch_append(struct rcluster *c, const struct hb_plays_config *cfg,
+                           const char *account, const struct hb_touch_report *reports, size_t n,
+                           int64_t now_ms, char *err, size_t errlen)
+{
+    pthread_once(&scripts_once, scripts_hash);
+    const char *sha = scripts[SCRIPT_TOUCH].sha;
+    if (sha[0] == '\0') {
+        set_err(err, errlen, "cannot hash a script");
+        return -1;
+    }
+    struct touch_args t;
+    if (touch_args_init(&t, cfg, account, reports, n, now_ms, err, errlen) != 0)
+        return -1;
+    t.argv[1] = sha;
+    t.lens[1] = 40;
+    long index = rcluster_append(c, t.plays, strlen(t.plays), (int)t.argc, t.argv, t.lens);
+    touch_args_finish(&t);
+    if (index < 0)
+        set_err(err, errlen, "out of memory");
+    return index;
+}
+
+int hb_plays_touch_read(struct rcluster *c, long index, const struct hb_touch_report *reports,
+                        size_t n, struct hb_touch_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const redisReply *r = rcluster_reply(c, (size_t)index);
+    if (r == NULL) {
+        set_err(err, errlen, "redis: not delivered");
+        return -2;
+    }
+    return touch_parse(r, reports, n, out, err, errlen);
 }
 
 int hb_plays_touch(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
@@ -624,69 +787,14 @@ int hb_plays_touch(struct rcluster *c, const struct hb_plays_config *cfg, const 
                    struct hb_touch_result *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    char plays[PLAYS_KEY_MAX], limkey[PLAYS_KEY_MAX];
-    if (!keys_of(account, plays, limkey, err, errlen))
+    struct touch_args t;
+    if (touch_args_init(&t, cfg, account, reports, n, now_ms, err, errlen) != 0)
         return -1;
-    if (n > HB_PLAYS_TOUCH_MAX) {
-        set_err(err, errlen, "more than %d reports", HB_PLAYS_TOUCH_MAX);
-        return -1;
-    }
-    enum { FIXED = 9, PER = 5 };
-    size_t argc = FIXED + PER * n;
-    const char **argv = calloc(argc, sizeof(*argv));
-    size_t *lens = calloc(argc, sizeof(*lens));
-    char(*starts)[24] = calloc(n ? n : 1, sizeof(*starts));
-    char now[24], grace[24], limit[24];
-    int rc = -1;
-    redisReply *r = NULL;
-    if (argv == NULL || lens == NULL || starts == NULL) {
-        set_err(err, errlen, "out of memory");
-        goto out;
-    }
-    snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    snprintf(grace, sizeof(grace), "%" PRId64, cfg->grace_ms);
-    snprintf(limit, sizeof(limit), "%ld", cfg->defaults.devices);
-    argv[2] = "2";
-    argv[3] = plays;
-    argv[4] = limkey;
-    argv[5] = now;
-    argv[6] = grace;
-    argv[7] = limit;
-    argv[8] = hb_play_policy_name(cfg->defaults.policy);
-    for (size_t i = 0; i < n; i++) {
-        const struct hb_touch_report *t = &reports[i];
-        if (t->device == NULL || !hb_id_valid(t->device, strlen(t->device)) ||
-            !optional_id(t->group) || !optional_id(t->media)) {
-            set_err(err, errlen, "invalid device, group or media id in report %zu", i);
-            goto out;
-        }
-        snprintf(starts[i], sizeof(starts[i]), "%" PRId64, t->start_ms > 0 ? t->start_ms : 0);
-        const char **a = argv + FIXED + PER * i;
-        a[0] = t->device;
-        a[1] = t->stopped ? "1" : "0";
-        a[2] = starts[i];
-        a[3] = t->group ? t->group : "";
-        a[4] = t->media ? t->media : "";
-    }
-    for (size_t i = 2; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    r = run(c, SCRIPT_TOUCH, (int)argc, argv, lens, err, errlen);
+    redisReply *r = run(c, SCRIPT_TOUCH, (int)t.argc, t.argv, t.lens, err, errlen);
+    touch_args_finish(&t);
     if (r == NULL)
-        goto out;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        !parse_names(r->element[0], reports, n, &out->released, &out->n_released) ||
-        !parse_names(r->element[1], reports, n, &out->admitted, &out->n_admitted) ||
-        !parse_stops(r->element[2], reports, n, out) || !is_int(r->element[3])) {
-        hb_touch_result_finish(out);
-        set_err(err, errlen, "redis: unexpected reply to the touch script");
-        goto out;
-    }
-    out->n_refreshed = (size_t)r->element[3]->integer;
-    rc = 0;
-out:
+        return -1;
+    int rc = touch_parse(r, reports, n, out, err, errlen);
     freeReplyObject(r);
-    free(starts);
-    free(lens);
-    free(argv);
     return rc;
 }

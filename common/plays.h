@@ -7,6 +7,8 @@
  *                                nobody plays on leaves nothing behind
  *   hb:limits:{<account>}  hash  devices -> N, policy -> block_new|evict_oldest, g:<group> -> N
  *                                (only when set by hb_plays_set_limits; no TTL)
+ *   hb:ingest:{<account>}  hash  device -> 1 for devices the consumer admitted on their
+ *                                heartbeat (hb_plays_touch); expires with hb:plays
  * Every decision is one Lua script run with EVALSHA (EVAL after NOSCRIPT), so counting,
  * evicting and admitting are one atomic step whichever instance runs it. Each script first
  * drops entries whose last_seen is older than the grace period: a device that stopped
@@ -123,9 +125,11 @@ struct hb_touch_result {
     size_t n_released;
     const char **admitted; /* heartbeating devices admitted now, for lack of an admission */
     size_t n_admitted;
-    const char **stop;     /* heartbeating devices refused: they must receive a stop */
+    const char **stop;     /* devices refused, or that gave way: they must receive a stop */
     enum hb_admit_decision *stop_reason;
     size_t n_stop;
+    char (*displaced)[HB_ID_MAX + 1]; /* names of stop not among the reports (gave way) */
+    size_t n_displaced;
     size_t n_refreshed; /* admitted devices whose last_seen moved to now */
 };
 
@@ -134,12 +138,28 @@ void hb_touch_result_finish(struct hb_touch_result *r);
 /* The consumer's ingest for one account and one batch (n reports, at most
  * HB_PLAYS_TOUCH_MAX; a device's last report wins). Prunes stale entries, then: a stopped
  * device is released; an admitted one is refreshed; the others are admitted while the limits
- * allow, earliest reported start first (no start: last; ties by device id), never evicting
- * anyone, and the rest are reported in stop. So after a loss of all admission data the devices
- * that started last are the ones stopped, and no account ever exceeds its limit. now_ms 0
- * means Redis's clock. 0, or -1 with a reason. */
+ * allow, earliest reported start first (no start: last; ties by device id), and the rest are
+ * reported in stop. A device admitted this way (marked in hb:ingest:{<account>}) gives way to
+ * a pending device that reports an earlier start, and is reported in stop with the limit's
+ * reason; a device admitted by hb_plays_admit never does. So after a loss of all admission
+ * data the devices that started last are the ones stopped, in whatever order and batches
+ * their heartbeats come, and no account ever exceeds its limit. now_ms 0 means Redis's
+ * clock. 0, or -1 with a reason. */
 int hb_plays_touch(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
                    const struct hb_touch_report *reports, size_t n, int64_t now_ms,
                    struct hb_touch_result *out, char *err, size_t errlen);
+
+/* The same step split for a pipeline on c: append queues the script for one account
+ * (EVALSHA; register hb_plays_touch_script() on c with rcluster_script_add first, so a node
+ * that lacks it loads it), then rcluster_exec, then read takes the reply of the command whose
+ * index append returned, with the same reports (the result borrows their names).
+ * append: the index, or -1 with a reason (invalid input, nothing queued). read: 0 with out
+ * filled; -1 on an error reply or a malformed one; -2 when it was not delivered. */
+const char *hb_plays_touch_script(void);
+long hb_plays_touch_append(struct rcluster *c, const struct hb_plays_config *cfg,
+                           const char *account, const struct hb_touch_report *reports, size_t n,
+                           int64_t now_ms, char *err, size_t errlen);
+int hb_plays_touch_read(struct rcluster *c, long index, const struct hb_touch_report *reports,
+                        size_t n, struct hb_touch_result *out, char *err, size_t errlen);
 
 #endif

@@ -97,9 +97,8 @@ struct rcluster *rcluster_create(const struct hb_redis_addr *addr, int timeout_m
 void rcluster_destroy(struct rcluster *c);
 
 /* Registers a Lua script to be loaded on every node before it runs commands; writes its SHA1
- * (40 hex digits and a NUL) into sha for EVALSHA: the name the first node that answers gives
- * it in reply to SCRIPT LOAD (connected nodes first, then every node named, connecting as
- * needed). Returns false with a reason when no node answered or out of memory. */
+ * (40 hex digits and a NUL, the name EVALSHA takes) into sha. Needs no node: a program can
+ * start while Redis is down. Returns false with a reason when hashing or memory fails. */
 bool rcluster_script_add(struct rcluster *c, const char *body, char sha[41], char *err,
                          size_t errlen);
 

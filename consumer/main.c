@@ -2,10 +2,12 @@
  * per account and interval. Three threads matter: paho's receive thread (validates, queues),
  * the writer (batches into Redis) and this one (signals, reconnect ticks, stats lines). */
 #include "config.h"
+#include "enforce.h"
 #include "heartbeat.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "playopts.h"
 #include "queue.h"
 #include "redis.h"
 #include "stats.h"
@@ -30,6 +32,8 @@ struct options {
     const char *ca_file;
     long buffer, batch_size, flush_ms, payload_max, stats_interval_s, drain_timeout_s;
     enum hb_log_level log_level;
+    bool enforce;
+    struct hb_play_options play; /* shared with hb-api (common/playopts.h) */
 };
 
 #define STR(x) #x
@@ -141,6 +145,13 @@ static const struct hb_option consumer_options[] = {
      HB_OPTION_FIELD(struct options, metrics),
      .help = "serve GET /metrics (Prometheus) and /healthz there (env\n"
              "HB_METRICS; default off)"},
+    {.type = HB_OPTION_FLAG,
+     .name = "enforce",
+     .env = "HB_ENFORCE",
+     HB_OPTION_FIELD(struct options, enforce),
+     .help = "enforce the admission limits at ingest: refresh admitted devices,\n"
+             "release on \"state\":\"stopped\", admit or stop the others (env\n"
+             "HB_ENFORCE; default off: only with hb-api admitting devices)"},
 };
 
 /* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
@@ -157,8 +168,9 @@ static const struct hb_options_spec spec = {
              "Subscribe to MQTT heartbeats and count them per account, device and interval in "
              "Redis.\n\n",
     .groups = {HB_CONFIG_GROUP(struct options, common),
-               {consumer_options, sizeof(consumer_options) / sizeof(consumer_options[0]), 0}},
-    .n_groups = 2,
+               {consumer_options, sizeof(consumer_options) / sizeof(consumer_options[0]), 0},
+               HB_PLAY_OPTIONS_GROUP(struct options, play)},
+    .n_groups = 3,
     .getopt_order = getopt_order,
 };
 
@@ -174,6 +186,8 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
                  "environment variables), not both");
         return HB_OPTIONS_USAGE;
     }
+    if (!hb_play_options_check(&o->play))
+        return HB_OPTIONS_USAGE;
     return HB_OPTIONS_RUN;
 }
 
@@ -269,9 +283,27 @@ int main(int argc, char **argv)
     struct queue queue;
     if (!queue_init(&queue, (size_t)o.buffer))
         goto out_stats;
+    struct enforce enforce = {0};
+    char control_id[128];
+    snprintf(control_id, sizeof(control_id), "%s-ctl", o.client_id);
+    struct enforce_config ecfg = {
+        .control = {.broker = o.common.brokers[0],
+                    .client_id = control_id,
+                    .prefix = o.play.control_prefix,
+                    .username = o.username,
+                    .password_file = o.password_file,
+                    .password_text = o.password},
+        .capacity = (size_t)o.batch_size,
+    };
+    hb_play_options_config(&o.play, &ecfg.plays);
+    if (o.enforce) {
+        if (!enforce_init(&enforce, &ecfg, stats))
+            goto out_queue;
+        wcfg.enforce = &enforce;
+    }
     struct writer writer;
     if (!writer_init(&writer, &wcfg, &queue, stats))
-        goto out_queue;
+        goto out_enforce;
     if (!writer_start(&writer))
         goto out_writer;
     struct subscriber_config scfg = {
@@ -309,6 +341,10 @@ int main(int argc, char **argv)
         snprintf(redis_at, sizeof(redis_at), "%s:%d", wcfg.redis.host, wcfg.redis.port);
     HB_INFO("hb-consumer %s: interval %ds, %zu broker(s), redis %s db %d", HB_VERSION,
             o.common.interval_s, o.common.n_brokers, redis_at, wcfg.redis.db);
+    if (o.enforce)
+        HB_INFO("enforcing: default limit %ld, %s, grace %lds, stops to %s/<account>/<device>",
+                o.play.default_limit, hb_play_policy_name(o.play.default_policy),
+                o.play.grace_s, o.play.control_prefix);
 
     run(&o, &signals, sub, stats, &queue);
     rc = 0;
@@ -323,6 +359,8 @@ out_writer:
     writer_finish(&writer);
     if (rc == 0 && writer.dropped_at_stop > 0)
         rc = 3; /* stopped, but heartbeats were dropped: a supervisor must know */
+out_enforce:
+    enforce_finish(&enforce);
 out_queue:
     print_stats(stats, &queue);
     queue_finish(&queue);

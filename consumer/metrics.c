@@ -39,6 +39,42 @@ static void label_value(FILE *f, const char *v)
     }
 }
 
+/* A counter family labelled by the stop reason. */
+static void by_reason(FILE *f, const char *name, const char *help, const atomic_ullong *v)
+{
+    static const char *const reasons[STATS_STOP_REASONS] = {"account_limit", "group_limit"};
+    fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int r = 0; r < STATS_STOP_REASONS; r++)
+        fprintf(f, "%s{reason=\"%s\"} %llu\n", name, reasons[r], atomic_load(&v[r]));
+}
+
+static void write_enforce(FILE *f, const struct stats *s)
+{
+    counter(f, "hb_consumer_plays_refreshed_total",
+            "Admitted devices whose last_seen a heartbeat refreshed.",
+            atomic_load(&s->plays_refreshed));
+    counter(f, "hb_consumer_plays_released_total",
+            "Slots freed by a heartbeat saying \"state\":\"stopped\".",
+            atomic_load(&s->plays_released));
+    counter(f, "hb_consumer_plays_admitted_total",
+            "Devices admitted on their heartbeat, without an admission of their own.",
+            atomic_load(&s->plays_admitted));
+    by_reason(f, "hb_consumer_plays_refused_total",
+              "Heartbeats of devices refused for lack of room (a device that ignores its stop "
+              "is counted again at every batch it heartbeats in).",
+              s->plays_refused);
+    by_reason(f, "hb_consumer_stops_sent_total", "Stops handed to the MQTT publisher.",
+              s->stops_sent);
+    counter(f, "hb_consumer_stops_failed_total",
+            "Stops that could not be published (publisher not connected).",
+            atomic_load(&s->stops_failed));
+    counter(f, "hb_consumer_enforce_errors_total",
+            "Touch scripts that failed, and heartbeats not enforced (over capacity).",
+            atomic_load(&s->enforce_errors));
+    gauge(f, "hb_consumer_control_connected", "1 while the stop publisher is connected.",
+          atomic_load(&s->control_up));
+}
+
 static void write_metrics(FILE *f, const struct metrics_sources *src)
 {
     const struct stats *s = src->stats;
@@ -98,6 +134,8 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
         label_value(f, subscriber_broker(src->subscriber, i));
         fprintf(f, "\"} %d\n", subscriber_client_ready(src->subscriber, i) ? 1 : 0);
     }
+    if (atomic_load(&s->enforcing))
+        write_enforce(f, s);
     fputs("# HELP hb_consumer_latency_seconds Receive time minus the payload's ts.\n"
           "# TYPE hb_consumer_latency_seconds histogram\n",
           f);

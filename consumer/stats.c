@@ -127,4 +127,16 @@ void stats_format(const struct stats *s, size_t queue_len, char *buf, size_t siz
                  atomic_load(&s->redis_errors), batches,
                  batches ? (double)written / (double)batches : 0.0, atomic_load(&s->batch_max),
                  queue_len, percentile(s, 0.50), percentile(s, 0.99));
+    n = (int)strlen(buf);
+    if (atomic_load(&s->enforcing) && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n,
+                 " refreshed=%llu released=%llu admitted=%llu refused=%llu stops_sent=%llu "
+                 "stops_failed=%llu enforce_errors=%llu",
+                 atomic_load(&s->plays_refreshed), atomic_load(&s->plays_released),
+                 atomic_load(&s->plays_admitted),
+                 atomic_load(&s->plays_refused[STATS_STOP_ACCOUNT]) +
+                     atomic_load(&s->plays_refused[STATS_STOP_GROUP]),
+                 atomic_load(&s->stops_sent[STATS_STOP_ACCOUNT]) +
+                     atomic_load(&s->stops_sent[STATS_STOP_GROUP]),
+                 atomic_load(&s->stops_failed), atomic_load(&s->enforce_errors));
 }

@@ -13,6 +13,9 @@
 
 #define STATS_LATENCY_BUCKETS 1002 /* 0..1000 ms, then one bucket for everything slower */
 
+/* Why a device was refused at ingest, as in its stop. */
+enum { STATS_STOP_ACCOUNT, STATS_STOP_GROUP, STATS_STOP_REASONS };
+
 struct stats {
     atomic_ullong received;                  /* every message that arrived */
     atomic_ullong accepted;                  /* valid heartbeats handed to the writer */
@@ -37,6 +40,16 @@ struct stats {
      * payload latency of the current STATS_RECENT_MS window. */
     _Atomic int64_t write_lag_ms;
     _Atomic int64_t recent_window_ms, recent_latency_max_ms;
+    /* Enforcement at ingest (consumer/enforce.h), counted by the writer. */
+    atomic_bool enforcing;                   /* --enforce is on */
+    atomic_bool control_up;                  /* the stop publisher is connected */
+    atomic_ullong plays_refreshed;           /* admitted devices whose last_seen moved */
+    atomic_ullong plays_released;            /* slots freed by a "state":"stopped" heartbeat */
+    atomic_ullong plays_admitted;            /* devices admitted on their heartbeat */
+    atomic_ullong plays_refused[STATS_STOP_REASONS]; /* heartbeats of devices without room */
+    atomic_ullong stops_sent[STATS_STOP_REASONS];    /* stops handed to the publisher */
+    atomic_ullong stops_failed;              /* stops lost: publisher not connected */
+    atomic_ullong enforce_errors;            /* touch scripts that failed; notes over capacity */
 };
 
 /* Health thresholds: loss seen in the last STATS_RECENT_MS makes /healthz degraded, as does a

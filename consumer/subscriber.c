@@ -99,8 +99,9 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         reason = hb_payload_check(m->payload, plen, s->cfg.payload_max, &hb.sent_ms);
     if (reason == HB_OK && m->retained)
         reason = HB_REJECT_RETAINED;
+    struct hb_payload_members members = {.seq = -1, .started_ms = -1};
     if (reason == HB_OK)
-        hb.seq = hb_payload_seq(m->payload, plen);
+        hb_payload_members(m->payload, plen, &members);
 
     if (reason != HB_OK) {
         stats_reject(s->stats, reason);
@@ -109,7 +110,9 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         struct queue_entry e;
         e.interval_start = hb_interval_start(now, s->interval_ms);
         e.received_ms = now;
-        e.seq = hb.seq;
+        e.seq = members.seq;
+        e.started_ms = members.started_ms;
+        e.stopped = members.stopped;
         memcpy(e.account, hb.account, sizeof(e.account));
         memcpy(e.device, hb.device, sizeof(e.device));
         if (queue_push(s->queue, &e))

@@ -106,6 +106,8 @@ static void take_entry(struct writer *w, const struct queue_entry *e)
         atomic_store(&w->stats->seq_restarts, w->seqtrack.restarts);
         atomic_store(&w->stats->seq_evicted, w->seqtrack.evicted);
     }
+    if (w->cfg.enforce != NULL)
+        enforce_note(w->cfg.enforce, e);
     if (!batch_add(&w->batch, e)) {
         HB_ERROR("writer: out of memory; dropping a heartbeat");
         atomic_fetch_add(&w->stats->dropped, 1);
@@ -399,6 +401,8 @@ static void *writer_main(void *arg)
             if (n == 0 && !drained && !stopping) {
                 idle_check(w, &idle_next_ms);
                 watermark_advance(w);
+                if (w->cfg.enforce != NULL)
+                    enforce_flush(w->cfg.enforce, NULL); /* no notes: the gauge only */
             }
             for (size_t i = 0; i < n; i++)
                 take_entry(w, &w->entries[i]);
@@ -411,6 +415,8 @@ static void *writer_main(void *arg)
         if ((w->up || connect_redis(w)) && write_batch(w)) {
             atomic_store(&w->stats->write_lag_ms, hb_now_ms() - w->oldest_unwritten_ms);
             w->oldest_unwritten_ms = 0;
+            if (w->cfg.enforce != NULL && !enforce_flush(w->cfg.enforce, w->rc))
+                disconnect(w);
             watermark_advance(w);
             continue;
         }
@@ -449,11 +455,13 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
     w->connect_log.burst = 1;
     w->connect_log.window_ms = 5000;
     batch_init(&w->batch);
-    char err[256];
+    char err[256], touch_sha[41];
     w->rc = rcluster_create(&cfg->redis, 2000, err, sizeof(err));
     if (w->rc == NULL || !rcluster_script_add(w->rc, write_script, w->script_sha, err,
                                               sizeof(err)) ||
-        !rcluster_script_add(w->rc, watermark_script, w->wm_sha, err, sizeof(err))) {
+        !rcluster_script_add(w->rc, watermark_script, w->wm_sha, err, sizeof(err)) ||
+        (cfg->enforce != NULL &&
+         !rcluster_script_add(w->rc, hb_plays_touch_script(), touch_sha, err, sizeof(err)))) {
         HB_ERROR("writer: %s", err);
         writer_finish(w); /* nothing started: frees what was set up */
         return false;

@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "check.h"
+#include "enforce.h"
 #include "log.h"
 #include "queue.h"
 #include "rcluster.h"
@@ -25,6 +26,7 @@ struct writer_config {
     int drain_timeout_ms; /* on shutdown, how long to keep retrying an unreachable Redis */
     const char *group;       /* share group whose watermark hash this consumer writes */
     const char *consumer_id; /* its field in that hash (the MQTT client id) */
+    struct enforce *enforce; /* --enforce: borrowed, run after every written batch; or NULL */
 };
 
 struct writer {

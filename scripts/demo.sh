@@ -4,7 +4,9 @@
 # short-lived token) and redis-server on free loopback ports in a temporary directory, runs
 # hb-consumer (with a consumer token) and hb-sim (a few hundred devices across dozens of
 # accounts), waits for complete intervals, prints the checker's counts next to the simulator's
-# truth, cleans up. Exits non-zero if any count differs from the truth.
+# truth, cleans up. Then an account over its limit, with hb-api and the consumer's enforcement:
+# a refusal, a stop delivered over MQTT, a slot freed by an explicit stop heartbeat. Exits
+# non-zero if any count differs from the truth or the limit demo goes otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +48,7 @@ wait_for() { # what, command...
 mqtt_port=$(free_port)
 redis_port=$(free_port)
 metrics_port=$(free_port)
+api_port=$(free_port)
 
 # A fresh HS256 key for this demo. mosquitto, started as root, drops to its own user before it
 # loads the plugin: give that user the key (group-readable) and its own copy of the plugin.
@@ -79,12 +82,20 @@ echo "mosquitto (token plugin) on 127.0.0.1:$mqtt_port, redis on 127.0.0.1:$redi
 
 export HB_BROKER=tcp://127.0.0.1:$mqtt_port HB_REDIS=redis://127.0.0.1:$redis_port
 export HB_INTERVAL=$INTERVAL
-# The consumer's credential allows subscribing to heartbeats and nothing else.
-HB_MQTT_USERNAME=consumer HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer) \
-  "$bin/consumer/hb-consumer" --stats-interval 5 --metrics "127.0.0.1:$metrics_port" \
+# Admission settings shared by hb-api and the consumer (one environment serves both); the
+# simulated accounts stay under the default limit, the demo account gets its own below.
+export HB_DEFAULT_LIMIT=20 HB_HEARTBEAT_SECONDS=2
+# The consumer's credential allows subscribing to heartbeats and publishing stops.
+HB_MQTT_USERNAME=consumer \
+  HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer --control-prefix ctl) \
+  "$bin/consumer/hb-consumer" --enforce --stats-interval 5 --metrics "127.0.0.1:$metrics_port" \
   >"$work/consumer.log" 2>&1 & pids+=($!)
 consumer_pid=$!
 wait_for "the consumer to subscribe" grep -q "subscribed to" "$work/consumer.log"
+openssl rand -hex 24 >"$work/api-keys"
+"$bin/api/hb-api" --key "$key" --api-key-file "$work/api-keys" --listen "127.0.0.1:$api_port" \
+  >"$work/hb-api.log" 2>&1 & pids+=($!)
+wait_for "hb-api" curl -sf "http://127.0.0.1:$api_port/healthz"
 
 python3 -c 'import sys, time
 i = int(sys.argv[1]); now = time.time(); start = (now // i + 1) * i - 0.3
@@ -111,6 +122,71 @@ with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
             print("  " + line)
 PY
 
+echo
+echo "an account over its limit (hb-api on 127.0.0.1:$api_port, the consumer enforcing):"
+limit_status=0
+/usr/bin/python3 - "$api_port" "$(cat "$work/api-keys")" "${HB_BROKER#tcp://}" \
+  "$("$bin/token/hb-token" --key "$key" --account demo-home --device tablet --control-prefix ctl)" \
+  <<'PY' || limit_status=$?
+import json, queue, sys, time, urllib.error, urllib.request
+import paho.mqtt.client as mqtt
+port, api_key, broker, tablet_token = sys.argv[1:5]
+host, mqtt_port = broker.rsplit(":", 1)
+def call(method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {api_key}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+def expect(cond, what):
+    if not cond:
+        sys.exit(f"  FAILED: {what}")
+class Device:
+    def __init__(self, name, token):
+        self.name, self.stops = name, queue.Queue()
+        self.c = mqtt.Client(client_id=name, clean_session=True)
+        self.c.username_pw_set("device", token)
+        self.c.on_message = lambda c, u, m: self.stops.put(json.loads(m.payload))
+        subscribed = queue.Queue()
+        self.c.on_subscribe = lambda c, u, mid, qos: subscribed.put(qos)
+        self.c.connect(host, int(mqtt_port))
+        self.c.loop_start()
+        self.c.subscribe(f"ctl/demo-home/{name}", qos=1)
+        subscribed.get(timeout=5)
+    def beat(self, **fields):
+        self.c.publish(f"hb/demo-home/{self.name}", json.dumps(fields), qos=1).wait_for_publish(5)
+expect(call("PUT", "/v1/accounts/demo-home/limits", {"devices": 2})[0] == 200, "set limit 2")
+print("  PUT /v1/accounts/demo-home/limits {\"devices\": 2}")
+devices = {}
+for name in ("tv", "phone"):
+    status, body = call("POST", "/v1/plays", {"account": "demo-home", "device": name})
+    print(f"  POST /v1/plays {name}: {status} allow={body.get('allow')} active={body.get('active')}")
+    expect(status == 200, f"{name} admitted")
+    devices[name] = Device(name, body["token"])
+    devices[name].beat(started=int(time.time() * 1000))
+status, body = call("POST", "/v1/plays", {"account": "demo-home", "device": "tablet"})
+print(f"  POST /v1/plays tablet: {status} reason={body.get('reason')} "
+      f"active={[d['device'] for d in body.get('active', [])]}")
+expect(status == 409 and body["reason"] == "account_limit", "tablet refused")
+tablet = Device("tablet", tablet_token)  # a modified client that plays anyway
+tablet.beat()
+stop = tablet.stops.get(timeout=5)
+print(f"  tablet heartbeats anyway: stop delivered on ctl/demo-home/tablet: {json.dumps(stop)}")
+expect(stop == {"action": "stop", "reason": "account_limit"}, "tablet's stop")
+t0 = time.monotonic()
+devices["phone"].beat(state="stopped")
+while call("POST", "/v1/plays", {"account": "demo-home", "device": "tablet"})[0] != 200:
+    expect(time.monotonic() - t0 < 2, "tablet admitted after phone's stop")
+    time.sleep(0.02)
+print(f"  phone sends \"state\":\"stopped\": tablet admitted "
+      f"{(time.monotonic() - t0) * 1000:.0f} ms later")
+PY
+[ $limit_status -eq 0 ] || echo "demo: the limit demo went wrong (see above)"
+
 # The consumer writes a batch at most every 50 ms; stop it so its buffer is flushed for sure.
 kill -TERM "$consumer_pid"; wait "$consumer_pid" || true
 grep " stats " "$work/consumer.log" | tail -1 | sed 's/.* stats /consumer: /'
@@ -133,4 +209,5 @@ if [ $status -eq 0 ]; then
 else
   echo "demo: counts differ from the truth (see above)"
 fi
+[ $status -ne 0 ] || status=$limit_status
 exit $status

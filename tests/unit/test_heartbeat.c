@@ -205,6 +205,38 @@ static void test_payload_seq_is_the_top_level_whole_number(void)
     CHECK_INT(seq_of("{}"), -1);
 }
 
+static struct hb_payload_members members_of(const char *text)
+{
+    struct hb_payload_members m;
+    hb_payload_members(text, strlen(text), &m);
+    return m;
+}
+
+static void test_payload_members_state_and_started_are_top_level(void)
+{
+    struct hb_payload_members m = members_of("{\"seq\":3,\"state\":\"stopped\",\"started\":1700000000123}");
+    CHECK_INT(m.seq, 3);
+    CHECK(m.stopped);
+    CHECK_INT(m.started_ms, 1700000000123);
+    m = members_of("{\"state\" : \"playing\"}");
+    CHECK(!m.stopped);
+    CHECK_INT(m.started_ms, -1);
+    CHECK_INT(m.seq, -1);
+    m = members_of("{\"a\":{\"state\":\"stopped\",\"started\":5}}");
+    CHECK(!m.stopped);
+    CHECK_INT(m.started_ms, -1);
+    m = members_of("{\"x\":\"state\",\"y\":\"stopped\"}");
+    CHECK(!m.stopped);
+    m = members_of("{\"state\":\"stoppedX\",\"started\":\"5\"}");
+    CHECK(!m.stopped);
+    CHECK_INT(m.started_ms, -1);
+    m = members_of("{\"started\":-5,\"state\":\"stopped\"}");
+    CHECK(m.stopped);
+    CHECK_INT(m.started_ms, -1);
+    m = members_of("");
+    CHECK(!m.stopped);
+}
+
 static void test_payload_empty_is_ok_without_ts(void)
 {
     int64_t ts = 777;
@@ -413,6 +445,7 @@ int main(void)
     RUN(test_payload_non_number_ts_is_minus_one);
     RUN(test_payload_out_of_range_ts_is_minus_one);
     RUN(test_payload_seq_is_the_top_level_whole_number);
+    RUN(test_payload_members_state_and_started_are_top_level);
     RUN(test_reject_name_of_every_reason_is_stable);
     RUN(test_reject_name_out_of_range_is_unknown);
     return TESTING_DONE();
