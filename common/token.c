@@ -287,6 +287,12 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
         set_err(err, errlen, "invalid control prefix '%.80s'", control);
         return NULL;
     }
+    const char *extra = device_role ? req->subscribe_topic : NULL;
+    if (extra != NULL && (strlen(extra) >= HB_ACL_TOPIC_MAX || extra[0] == '\0' ||
+                          extra[0] == '$' || strpbrk(extra, "+#") != NULL)) {
+        set_err(err, errlen, "invalid subscribe topic '%.80s': one concrete topic", extra);
+        return NULL;
+    }
     if (req->role != HB_ROLE_DEVICE && req->role != HB_ROLE_CONSUMER) {
         set_err(err, errlen, "unknown role");
         return NULL;
@@ -347,6 +353,8 @@ static char *mint_claims(const struct hb_token_request *req, char *err, size_t e
              add_rule(acl, "allow", "subscribe", topic[1]);
     if (ok && topic[3][0] != '\0')
         ok = add_rule(acl, "allow", device_role ? "subscribe" : "publish", topic[3]);
+    if (ok && extra != NULL)
+        ok = add_rule(acl, "allow", "subscribe", extra);
     ok = ok && add_rule(acl, "deny", "all", topic[2]);
     if (ok)
         text = cJSON_PrintUnformatted(claims);

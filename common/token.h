@@ -72,6 +72,9 @@ struct hb_token_request {
      * token pinned to a device may also subscribe to its own control topic, and a consumer
      * token may also publish to <control_prefix>/+/+ (stops sent to devices). */
     const char *control_prefix;
+    /* Device role only: one more concrete topic (no + or #) the token may subscribe to, or
+     * NULL. hb-api gives live/media/<media>, the retained live viewer count of what it plays. */
+    const char *subscribe_topic;
 };
 
 /* Mints a token signed with key. Device tokens: sub = account, acl = [allow publish
@@ -79,7 +82,8 @@ struct hb_token_request {
  * when device is set. Consumer tokens: sub = "consumer", acl = [allow subscribe <prefix>/+/+,
  * allow subscribe $share/+/<prefix>/+/+, deny all "#"]. With control_prefix, a pinned device
  * token also gets allow subscribe <control_prefix>/<account>/<device>, a consumer token allow
- * publish <control_prefix>/+/+ (both before the closing deny). Claims: sub, iat, nbf, exp, jti
+ * publish <control_prefix>/+/+ (both before the closing deny). With subscribe_topic, a device
+ * token also gets allow subscribe <subscribe_topic> (before the deny). Claims: sub, iat, nbf, exp, jti
  * (random, 128 bits), acl, role. Header: alg, typ, kid. Returns a malloc'd token or NULL with
  * a reason in err. */
 char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,
