@@ -64,6 +64,9 @@ static void settings_from(struct api_settings *s, const struct api_options *o)
     s->plays.defaults.devices = o->default_limit;
     s->plays.defaults.policy = o->default_policy;
     s->plays.grace_ms = (int64_t)o->grace_s * 1000;
+    s->web_root = o->web_root;
+    s->demo_mqtt_url = o->demo_mqtt_url;
+    s->demo = o->demo_backend;
 }
 
 int main(int argc, char **argv)
@@ -87,6 +90,10 @@ int main(int argc, char **argv)
     if (o.kid == NULL && !keyfile_default_kid(o.key_file, kid))
         return EXIT_USAGE;
     settings_from(&a.set, &o);
+    if (o.web_root != NULL && !api_web_check(o.web_root, err, sizeof(err))) {
+        HB_ERROR("--web-root: %s", err);
+        return EXIT_USAGE;
+    }
 
     rc = EXIT_FAILED;
     struct hb_key key;
@@ -144,6 +151,11 @@ int main(int argc, char **argv)
             HB_VERSION, o.listen, hb_httpd_port(httpd), key.kid, api_keys.n, o.default_limit,
             hb_play_policy_name(o.default_policy), o.grace_s, o.heartbeat_s,
             o.fail_open ? ", fail-open" : "", a.control ? ", stops on" : ", no broker: no stops");
+    if (o.web_root != NULL || o.demo_backend)
+        HB_INFO("pages %s%s, demo backend %s (broker for pages %s)",
+                o.web_root ? "from " : "off", o.web_root ? o.web_root : "",
+                o.demo_backend ? "ON: /demo/ admits without an API key" : "off",
+                o.demo_mqtt_url);
 
     int sig = 0;
     sigwait(&stop, &sig);

@@ -25,6 +25,9 @@ enum {
     OPT_FAIL_OPEN,
     OPT_THREADS,
     OPT_MAX_CONNECTIONS,
+    OPT_WEB_ROOT,
+    OPT_DEMO_BACKEND,
+    OPT_DEMO_MQTT_URL,
 };
 
 static const struct option long_options[] = {
@@ -46,6 +49,9 @@ static const struct option long_options[] = {
     {"fail-open", no_argument, NULL, OPT_FAIL_OPEN},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+    {"demo-backend", no_argument, NULL, OPT_DEMO_BACKEND},
+    {"demo-mqtt-url", required_argument, NULL, OPT_DEMO_MQTT_URL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -69,6 +75,9 @@ static const struct {
     {OPT_FAIL_OPEN, "HB_FAIL_OPEN"},
     {OPT_THREADS, "HB_THREADS"},
     {OPT_MAX_CONNECTIONS, "HB_MAX_CONNECTIONS"},
+    {OPT_WEB_ROOT, "HB_WEB_ROOT"},
+    {OPT_DEMO_BACKEND, "HB_DEMO_BACKEND"},
+    {OPT_DEMO_MQTT_URL, "HB_DEMO_MQTT_URL"},
 };
 
 static const char usage[] =
@@ -95,6 +104,13 @@ static const char usage[] =
     "                           (default: 503)\n"
     "  --threads N              HTTP threads (default 4)\n"
     "  --max-connections N      concurrent connections (default 1024)\n"
+    "  --web-root DIR           serve the device page (/), /dashboard and mqtt.js from DIR,\n"
+    "                           the project's web/ folder after scripts/deps.sh (default: off)\n"
+    "  --demo-backend           POST /demo/plays, DELETE /demo/plays/ACCOUNT/DEVICE,\n"
+    "                           GET /demo/accounts/ACCOUNT and /demo/config WITHOUT an API\n                           key: a stand-in for a video platform's backend, for demos\n"
+    "                           only (default: off)\n"
+    "  --demo-mqtt-url URL      the broker's WebSocket URL the demo pages connect to\n"
+    "                           (default ws://127.0.0.1:8080/)\n"
     ;
 static const char shared_help[] =
     "  --broker URI             broker for stops (env HB_BROKER; none: no stops)\n"
@@ -158,7 +174,7 @@ static bool apply(struct api_options *o, int opt, const char *arg)
     case OPT_HEARTBEAT:
         return number("heartbeat-seconds", arg, 1, 600, &o->heartbeat_s);
     case OPT_TOKEN_TTL:
-        return number("token-ttl", arg, 60, 86400, &o->token_ttl);
+        return number("token-ttl", arg, 10, 86400, &o->token_ttl);
     case OPT_FAIL_OPEN:
         o->fail_open = arg == NULL || strcmp(arg, "0") != 0;
         return true;
@@ -166,6 +182,19 @@ static bool apply(struct api_options *o, int opt, const char *arg)
         return number("threads", arg, 1, 64, &o->threads);
     case OPT_MAX_CONNECTIONS:
         return number("max-connections", arg, 1, 16384, &o->max_connections);
+    case OPT_WEB_ROOT:
+        o->web_root = arg;
+        return true;
+    case OPT_DEMO_BACKEND:
+        o->demo_backend = arg == NULL || strcmp(arg, "0") != 0;
+        return true;
+    case OPT_DEMO_MQTT_URL:
+        if (strncmp(arg, "ws://", 5) == 0 || strncmp(arg, "wss://", 6) == 0) {
+            o->demo_mqtt_url = arg;
+            return true;
+        }
+        HB_ERROR("--demo-mqtt-url: expected ws://HOST:PORT/ or wss://..., got '%.80s'", arg);
+        return false;
     }
     return false;
 }
@@ -182,6 +211,7 @@ int api_options_parse(struct api_options *o, int argc, char **argv)
     o->default_policy = HB_POLICY_BLOCK_NEW;
     o->heartbeat_s = 10;
     o->token_ttl = 1800;
+    o->demo_mqtt_url = "ws://127.0.0.1:8080/";
     for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++) {
         const char *v = getenv(env_vars[i].name);
         if (v != NULL && v[0] != '\0' && !apply(o, env_vars[i].opt, v)) {

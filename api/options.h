@@ -14,6 +14,8 @@ struct api_options {
     long default_limit, grace_s, heartbeat_s, token_ttl, threads, max_connections;
     enum hb_play_policy default_policy;
     bool grace_given, fail_open;
+    const char *web_root, *demo_mqtt_url; /* web_root NULL: no pages */
+    bool demo_backend;
 };
 
 /* Fills o from the environment and argv. 0: run; 1: exit 0 (help, version); 2: usage error
