@@ -185,4 +185,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  process.stdin.destroy(); // a scenario may have read it: let node exit
 }

@@ -288,7 +288,12 @@ async function stopPlayback(reason) {
 // The user stops, or the tab closes: a stop heartbeat frees the slot at once (the consumer
 // releases it), and the backend's DELETE does the same in case the heartbeat never arrives.
 function stopByUser(closing) {
-  if (device.state === 'playing') heartbeat({ state: 'stopped' });
+  if (device.state === 'playing') {
+    heartbeat({ state: 'stopped' });
+    // mqtt.js corks its stream and writes on the next tick, which never comes in a closing
+    // tab: uncork now, so the packet is handed to the WebSocket before the page goes.
+    if (device.client.stream && device.client.stream.uncork) device.client.stream.uncork();
+  }
   if (backupDelete && (device.state === 'playing' || device.state === 'asking')) {
     releaseSlot(device.id, true);
   }
