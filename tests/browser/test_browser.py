@@ -5,6 +5,7 @@ plugin and a websockets listener, hb-consumer and Redis, all on free loopback po
 starts the servers and checks what only they know (Redis bins, slots, metrics, MQTT traffic);
 the Node side checks what the pages show and takes the README's screenshots."""
 
+import http.client
 import json
 import os
 import queue
@@ -256,6 +257,72 @@ def live_count_equals_the_playing_devices(env):
     s.drive("live_count", "acct-live2", media="film-7", pages=2, expect=[2])
 
 
+# ---- without a browser: what hb-api serves and refuses ----------------------------------------
+
+def static_files_are_served_safely(env):
+    s = Stack(env)
+    ok = {"/": "text/html; charset=utf-8", "/play": "text/html; charset=utf-8",
+          "/dashboard": "text/html; charset=utf-8", "/device.js": "text/javascript; charset=utf-8",
+          "/style.css": "text/css; charset=utf-8",
+          "/vendor/mqtt.min.js": "text/javascript; charset=utf-8"}
+    for path, ctype in ok.items():
+        status, headers, body = raw_get(s.api.port, path)
+        check_eq((status, headers.get("Content-Type")), (200, ctype), f"GET {path}")
+    _, _, js = raw_get(s.api.port, "/vendor/mqtt.min.js")
+    with open(os.path.join(WEB, "node_modules", "mqtt", "dist", "mqtt.min.js"), "rb") as f:
+        check(js == f.read(), "mqtt.min.js served whole")
+    for path in ["/../README.md", "/%2e%2e/README.md", "/..%2fREADME.md", "/public/index.html",
+                 "/package.json", "/node_modules/mqtt/package.json", "/.hidden.js",
+                 "/package.json%00.html", "/vendor/../package.json", "/nope.html", "/device.exe",
+                 "/" + "a" * 70 + ".js", "/dir/device.js"]:
+        status, _, _ = raw_get(s.api.port, path)
+        check_eq(status, 404, f"GET {path}")
+    # libmicrohttpd decodes %00 before hb-api sees the path, which then ends there: the file
+    # named before it, with that file's type (never the type the tail asks for).
+    status, headers, _ = raw_get(s.api.port, "/index.html%00.js")
+    check_eq((status, headers.get("Content-Type")), (200, "text/html; charset=utf-8"), "%00")
+    status, body = s.api.request("POST", "/", body={}, auth=False)
+    check_eq((status, body), (404, {"error": "not_found"}), "POST / is no page")
+    m = s.api.metrics()
+    check_eq(m['hb_api_requests_total{endpoint="web",status="200"}'], 8.0, "web 200s")
+    check_eq(m['hb_api_requests_total{endpoint="web",status="404"}'], 13.0, "web 404s")
+
+
+def demo_backend_refuses_bad_input_and_is_off_by_default(env):
+    s = Stack(env)
+    status, body = s.api.request("POST", "/demo/plays", auth=False, raw="{}",
+                                 content_type="text/plain")
+    check_eq((status, body["error"]), (415, "unsupported_media_type"), "text/plain body")
+    status, body = s.api.request("POST", "/demo/plays", {"account": "a b", "device": "d"},
+                                 auth=False)
+    check_eq((status, body), (400, {"error": "invalid_field", "field": "account"}), "bad id")
+    status, body = s.api.request("DELETE", "/demo/plays/acct/d%2Fx", auth=False)
+    check_eq(status, 404, "DELETE of a three-segment path")
+    status, body = s.api.request("GET", "/demo/plays", auth=False)
+    check_eq(status, 405, "GET /demo/plays")
+    status, body = s.api.request("GET", "/demo/config", auth=False)
+    check_eq((status, body["mqtt_url"], body["live_prefix"], body["control_prefix"]),
+             (200, f"ws://127.0.0.1:{s.ws_port}/", "live/media", "ctl"), "config")
+    check_eq(s.active("acct"), [], "nothing admitted")
+    # Without the options: the API as before, no pages, no demo routes.
+    key, api_keys = keys(env)
+    plain = Api(env, s.redis, key, api_keys, name="hb-api-plain")
+    for method, path in [("GET", "/"), ("GET", "/dashboard"), ("GET", "/demo/config"),
+                         ("POST", "/demo/plays")]:
+        status, body = plain.request(method, path, body={}, auth=False)
+        check_eq((status, body), (404, {"error": "not_found"}), f"{method} {path} without options")
+
+
+def raw_get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
 SCENARIOS = {f.__name__: f for f in [
     limit_two_third_page_refused_then_stops_one,
     token_renewal_keeps_counting,
@@ -265,6 +332,8 @@ SCENARIOS = {f.__name__: f for f in [
     closing_a_tab_frees_its_slot_by_the_stop_heartbeat_alone,
     live_count_from_the_retained_topic_is_shown,
     live_count_equals_the_playing_devices,
+    static_files_are_served_safely,
+    demo_backend_refuses_bad_input_and_is_off_by_default,
 ]}
 
 if __name__ == "__main__":
