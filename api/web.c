@@ -23,9 +23,12 @@
 static const struct {
     const char *ext, *type;
 } types[] = {
-    {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},   {".png", "image/png"},
-    {".svg", "image/svg+xml"},             {".json", "application/json"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".png", "image/png"},
+    {".svg", "image/svg+xml"},
+    {".json", "application/json"},
     {".ico", "image/x-icon"},
 };
 
@@ -138,8 +141,8 @@ void api_web_get(struct api *a, struct hb_httpd_request *req)
         bool absent = rel == NULL || errno == ENOENT || errno == ELOOP || errno == ENOTDIR;
         long suppressed = 0;
         if (!absent && hb_ratelimit_allow(&web_log, &suppressed))
-            HB_WARN("--web-root: cannot read %s: %s (%ld similar suppressed)", rel,
-                    strerror(errno), suppressed);
+            HB_WARN("--web-root: cannot read %s: %s (%ld similar suppressed)", rel, strerror(errno),
+                    suppressed);
         hb_httpd_reply_text(req, absent ? MHD_HTTP_NOT_FOUND : MHD_HTTP_INTERNAL_SERVER_ERROR,
                             "text/plain; charset=utf-8", missing, sizeof(missing) - 1);
         return;

@@ -349,8 +349,12 @@ static void test_device_token_may_subscribe_to_its_live_count(void)
 {
     struct hb_keyring ring;
     ring_of(&ring, "k1", "secret1");
-    struct hb_token_request req = {.role = HB_ROLE_DEVICE, .account = "acct", .device = "tab-1",
-                                   .now_s = T0, .ttl_s = 60, .control_prefix = "ctl",
+    struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                   .account = "acct",
+                                   .device = "tab-1",
+                                   .now_s = T0,
+                                   .ttl_s = 60,
+                                   .control_prefix = "ctl",
                                    .subscribe_topic = "live/media/film-7"};
     char err[256];
     char *t = hb_token_mint(&ring.keys[0], &req, err, sizeof(err));
