@@ -35,10 +35,11 @@ cJSON *api_active_json(const struct hb_admission *ad)
 
 /* 200 with a device token; the response of an admission, degraded or not. */
 static void allow(struct api *a, struct hb_httpd_request *req, const char *account,
-                  const char *device, const struct hb_admission *ad, bool degraded)
+                  const char *device, const char *media, const struct hb_admission *ad,
+                  bool degraded)
 {
     int64_t expires_at = 0;
-    char *token = api_mint_device(a, account, device, a->set.token_ttl, &expires_at);
+    char *token = api_mint_device(a, account, device, media, a->set.token_ttl, &expires_at);
     if (token == NULL) {
         hb_httpd_reply_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
         return;
@@ -101,7 +102,7 @@ void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
         atomic_fetch_add(&a->metrics.redis_errors, 1);
         atomic_fetch_add(&a->metrics.degraded, 1);
         memset(&ad, 0, sizeof(ad));
-        allow(a, req, account, device, &ad, true);
+        allow(a, req, account, device, media, &ad, true);
         return;
     }
     if (ad.decision != HB_ADMIT_OK) {
@@ -121,7 +122,7 @@ void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
     atomic_fetch_add(&a->metrics.evictions, ad.n_evicted);
     for (size_t i = 0; i < ad.n_evicted; i++)
         api_stop(a, account, ad.evicted[i], "evicted");
-    allow(a, req, account, device, &ad, false);
+    allow(a, req, account, device, media, &ad, false);
     hb_admission_finish(&ad);
 }
 

@@ -21,6 +21,7 @@
 
 #define API_BODY_MAX 4096
 #define API_TOKEN_MAX_TTL 86400
+#define API_LIVE_PREFIX "live/media" /* live viewer counts: retained on live/media/<media> */
 
 struct api_settings {
     const char *topic_prefix, *control_prefix;
@@ -31,6 +32,9 @@ struct api_settings {
     bool tokens_only; /* hb-tokend: /healthz and POST /v1/tokens, nothing else */
     bool reasons;     /* hb-tokend's refusals: {"error", "reason"} instead of {"error", "field"} */
     struct hb_plays_config plays;
+    const char *web_root;      /* --web-root, or NULL: no pages */
+    const char *demo_mqtt_url; /* told to the demo pages */
+    bool demo;                 /* --demo-backend */
 };
 
 struct api {
@@ -67,10 +71,15 @@ void api_refuse(struct api *a, struct hb_httpd_request *req, enum api_bad bad, c
 /* A Redis failure: counted, 503 {"error":"redis_unavailable"}. */
 void api_unavailable(struct api *a, struct hb_httpd_request *req, const char *why);
 
+/* Parses the JSON body of req after checking its content type and size; NULL after refusing
+ * (counted). The caller deletes the tree. */
+cJSON *api_request_json(struct api *a, struct hb_httpd_request *req);
+
 /* Mints a device token for account/device (device may be NULL) with ttl, allowed its control
- * topic when a control prefix is set and device is not NULL; NULL after logging. */
-char *api_mint_device(struct api *a, const char *account, const char *device, long ttl,
-                      int64_t *expires_at);
+ * topic when a control prefix is set and device is not NULL; with a media (may be NULL or ""),
+ * the token may also subscribe to API_LIVE_PREFIX/<media>. NULL after logging. */
+char *api_mint_device(struct api *a, const char *account, const char *device, const char *media,
+                      long ttl, int64_t *expires_at);
 
 /* Publishes a stop when a broker is configured (else counted as nothing to do). */
 void api_stop(struct api *a, const char *account, const char *device, const char *reason);
@@ -86,5 +95,13 @@ void api_account_get(struct api *a, struct hb_httpd_request *req, const struct a
 void api_limits_put(struct api *a, struct hb_httpd_request *req, const struct api_path *path,
                     cJSON *body);
 void api_tokens_post(struct api *a, struct hb_httpd_request *req, cJSON *body);
+
+/* web.c: false with a reason when root holds no device page (public/index.html); warns when
+ * mqtt.js is not installed (node_modules/mqtt/dist/mqtt.min.js). */
+bool api_web_check(const char *root, char *err, size_t errlen);
+/* web.c: a GET or HEAD of a page or static file under --web-root; 404 for anything else. */
+void api_web_get(struct api *a, struct hb_httpd_request *req);
+/* demo.c: /demo/... (only with --demo-backend): the page's stand-in backend. */
+void api_demo_handle(struct api *a, struct hb_httpd_request *req);
 
 #endif

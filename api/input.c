@@ -15,6 +15,8 @@ static const char *const route_names[API_ROUTE_COUNT] = {
     [API_ROUTE_ACCOUNT] = "accounts_get",
     [API_ROUTE_ACCOUNT_LIMITS] = "limits_put",
     [API_ROUTE_TOKENS] = "tokens_post",
+    [API_ROUTE_WEB] = "web",
+    [API_ROUTE_DEMO] = "demo",
 };
 
 const char *api_route_name(enum api_route r)

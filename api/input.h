@@ -20,6 +20,8 @@ enum api_route {
     API_ROUTE_ACCOUNT,        /* /v1/accounts/{account} */
     API_ROUTE_ACCOUNT_LIMITS, /* /v1/accounts/{account}/limits */
     API_ROUTE_TOKENS,         /* /v1/tokens */
+    API_ROUTE_WEB,            /* pages and static files (--web-root) */
+    API_ROUTE_DEMO,           /* /demo/... (--demo-backend) */
     API_ROUTE_COUNT
 };
 

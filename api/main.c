@@ -50,6 +50,9 @@ static void settings_from(struct api_settings *s, const struct api_options *o)
     s->token_ttl = o->token_ttl;
     s->fail_open = o->fail_open;
     hb_play_options_config(&o->play, &s->plays);
+    s->web_root = o->web_root;
+    s->demo_mqtt_url = o->demo_mqtt_url;
+    s->demo = o->demo_backend;
 }
 
 int main(int argc, char **argv)
@@ -73,6 +76,10 @@ int main(int argc, char **argv)
     if (o.kid == NULL && !keyfile_default_kid(o.key_file, kid))
         return EXIT_USAGE;
     settings_from(&a.set, &o);
+    if (o.web_root != NULL && !api_web_check(o.web_root, err, sizeof(err))) {
+        HB_ERROR("--web-root: %s", err);
+        return EXIT_USAGE;
+    }
 
     rc = EXIT_FAILED;
     struct hb_key key;
@@ -117,6 +124,11 @@ int main(int argc, char **argv)
     if (o.rate_limit > 0)
         HB_INFO("hb-api: at most %g tokens/s per API key on /v1/tokens, bursts of %g", o.rate_limit,
                 o.burst);
+    if (o.web_root != NULL || o.demo_backend)
+        HB_INFO("pages %s%s, demo backend %s (broker for pages %s)",
+                o.web_root ? "from " : "off", o.web_root ? o.web_root : "",
+                o.demo_backend ? "ON: /demo/ admits without an API key" : "off",
+                o.demo_mqtt_url);
 
     int sig = 0;
     sigwait(&stop, &sig);

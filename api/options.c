@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool ws_url_valid(const char *url)
+{
+    return strncmp(url, "ws://", 5) == 0 || strncmp(url, "wss://", 6) == 0;
+}
+
 #define NUMBER_ERROR(lo, hi) "expected a whole number in " #lo ".." #hi ", got '%.80s'"
 
 static const struct hb_option api_option_table[] = {
@@ -48,9 +53,9 @@ static const struct hb_option api_option_table_after[] = {
      .env = "HB_TOKEN_TTL",
      .def = "1800",
      HB_OPTION_FIELD(struct api_options, token_ttl),
-     .min = 60,
+     .min = 10,
      .max = 86400,
-     .error = NUMBER_ERROR(60, 86400),
+     .error = NUMBER_ERROR(10, 86400),
      .help = "device token lifetime (default 1800)"},
     {.type = HB_OPTION_DOUBLE,
      .name = "rate-limit",
@@ -96,6 +101,31 @@ static const struct hb_option api_option_table_after[] = {
      .max = 16384,
      .error = NUMBER_ERROR(1, 16384),
      .help = "concurrent connections (default 1024)"},
+    {.type = HB_OPTION_STRING,
+     .name = "web-root",
+     .metavar = "DIR",
+     .env = "HB_WEB_ROOT",
+     HB_OPTION_FIELD(struct api_options, web_root),
+     .help = "serve the device page (/), /dashboard and mqtt.js from DIR,\n"
+             "the project's web/ folder after scripts/deps.sh (default: off)"},
+    {.type = HB_OPTION_FLAG,
+     .name = "demo-backend",
+     .env = "HB_DEMO_BACKEND",
+     HB_OPTION_FIELD(struct api_options, demo_backend),
+     .help = "POST /demo/plays, DELETE /demo/plays/ACCOUNT/DEVICE,\n"
+             "GET /demo/accounts/ACCOUNT and /demo/config WITHOUT an API\n"
+             "key: a stand-in for a video platform's backend, for demos\n"
+             "only (default: off)"},
+    {.type = HB_OPTION_STRING,
+     .name = "demo-mqtt-url",
+     .metavar = "URL",
+     .env = "HB_DEMO_MQTT_URL",
+     .def = "ws://127.0.0.1:8080/",
+     HB_OPTION_FIELD(struct api_options, demo_mqtt_url),
+     .valid = ws_url_valid,
+     .error = "expected ws://HOST:PORT/ or wss://..., got '%.80s'",
+     .help = "the broker's WebSocket URL the demo pages connect to\n"
+             "(default ws://127.0.0.1:8080/)"},
 };
 
 static const struct hb_options_spec spec = {

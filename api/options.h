@@ -15,6 +15,8 @@ struct api_options {
     long token_ttl, threads, max_connections;
     double rate_limit, burst; /* POST /v1/tokens per API key; burst as given (0: default) */
     bool fail_open;
+    const char *web_root, *demo_mqtt_url; /* web_root NULL: no pages */
+    bool demo_backend;
 };
 
 /* Fills o, a fresh struct, from the defaults, the environment and argv, and checks it as a

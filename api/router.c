@@ -58,10 +58,13 @@ void api_unavailable(struct api *a, struct hb_httpd_request *req, const char *wh
     hb_httpd_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "redis_unavailable", NULL);
 }
 
-char *api_mint_device(struct api *a, const char *account, const char *device, long ttl,
-                      int64_t *expires_at)
+char *api_mint_device(struct api *a, const char *account, const char *device, const char *media,
+                      long ttl, int64_t *expires_at)
 {
     int64_t now = hb_now_ms() / 1000;
+    char live[HB_ACL_TOPIC_MAX];
+    if (media != NULL && media[0] != '\0')
+        snprintf(live, sizeof(live), "%s/%s", API_LIVE_PREFIX, media);
     struct hb_token_request tr = {
         .role = HB_ROLE_DEVICE,
         .account = account,
@@ -70,6 +73,7 @@ char *api_mint_device(struct api *a, const char *account, const char *device, lo
         .now_s = now,
         .ttl_s = ttl,
         .control_prefix = device ? a->set.control_prefix : NULL,
+        .subscribe_topic = media != NULL && media[0] != '\0' ? live : NULL,
     };
     char err[256];
     char *token = hb_token_mint(a->key, &tr, err, sizeof(err));
@@ -181,25 +185,56 @@ static bool admit_request(struct api *a, struct hb_httpd_request *req, struct ap
                       path->route == API_ROUTE_ACCOUNT_LIMITS;
     if (!wants_body)
         return true;
+    *body = api_request_json(a, req);
+    return *body != NULL;
+}
+
+cJSON *api_request_json(struct api *a, struct hb_httpd_request *req)
+{
+    const char *field = NULL;
+    cJSON *body = NULL;
     if (!json_content_type(req)) {
         api_refuse(a, req, API_BAD_MEDIA_TYPE, "Content-Type");
-        return false;
+        return NULL;
     }
     if (req->too_large) {
         api_refuse(a, req, API_BAD_TOO_LARGE, "body");
-        return false;
+        return NULL;
     }
-    bad = api_json_parse(req->body, req->len, body, &field);
+    enum api_bad bad = api_json_parse(req->body, req->len, &body, &field);
     if (bad != API_BAD_NONE) {
         api_refuse(a, req, bad, field);
-        return false;
+        return NULL;
     }
-    return true;
+    return body;
+}
+
+/* The routes outside the API, when enabled: the demo backend under /demo/, and pages for any
+ * other GET or HEAD that is not an API path. API_ROUTE_NONE: the API's own routing decides. */
+static enum api_route page_route(const struct api *a, const struct hb_httpd_request *req)
+{
+    if (a->set.demo && strncmp(req->path, "/demo/", 6) == 0)
+        return API_ROUTE_DEMO;
+    if (a->set.web_root == NULL || !method_is(req, "GET") || strncmp(req->path, "/v1/", 4) == 0)
+        return API_ROUTE_NONE;
+    struct api_path path;
+    const char *field = NULL;
+    return api_path_parse(req->path, &path, &field) == API_BAD_NOT_FOUND ? API_ROUTE_WEB
+                                                                         : API_ROUTE_NONE;
 }
 
 void api_handle(void *ud, struct hb_httpd_request *req)
 {
     struct api *a = ud;
+    enum api_route page = page_route(a, req);
+    if (page != API_ROUTE_NONE) {
+        if (page == API_ROUTE_DEMO)
+            api_demo_handle(a, req);
+        else
+            api_web_get(a, req);
+        api_metrics_request(&a->metrics, page, req->status);
+        return;
+    }
     struct api_path path;
     cJSON *body = NULL;
     if (admit_request(a, req, &path, &body)) {

@@ -132,7 +132,7 @@ void api_tokens_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
         return;
     }
     int64_t expires_at = 0;
-    char *token = api_mint_device(a, account, device[0] ? device : NULL, ttl, &expires_at);
+    char *token = api_mint_device(a, account, device[0] ? device : NULL, NULL, ttl, &expires_at);
     if (token == NULL) {
         hb_httpd_reply_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
         return;

@@ -91,6 +91,8 @@ static size_t mint_rules(const struct hb_token_request *req, const char *prefix,
             push_rule(rules, &n, "allow", "publish", "%s/%s/${clientid}", prefix, req->account);
         if (control != NULL && device != NULL)
             push_rule(rules, &n, "allow", "subscribe", "%s/%s/%s", control, req->account, device);
+        if (req->subscribe_topic != NULL)
+            push_rule(rules, &n, "allow", "subscribe", "%s", req->subscribe_topic);
     } else {
         push_rule(rules, &n, "allow", "subscribe", "%s/+/+", prefix);
         push_rule(rules, &n, "allow", "subscribe", "$share/+/%s/+/+", prefix);
@@ -117,6 +119,13 @@ static bool request_valid(const struct hb_token_request *req, const char *prefix
         hb_set_err(err, errlen,
                    "invalid control prefix '%.80s': a topic prefix other than the topic prefix",
                    req->control_prefix);
+        return false;
+    }
+    const char *extra = req->subscribe_topic;
+    if (extra != NULL && (!device_role || strlen(extra) >= HB_ACL_TOPIC_MAX || extra[0] == '\0' ||
+                          extra[0] == '$' || strpbrk(extra, "+#") != NULL)) {
+        hb_set_err(err, errlen, "invalid subscribe topic '%.80s': one concrete topic of a device",
+                   extra);
         return false;
     }
     if (req->role != HB_ROLE_DEVICE && req->role != HB_ROLE_CONSUMER) {

@@ -20,6 +20,10 @@ struct hb_token_request {
     /* Optional: stop messages to devices are published on <control_prefix>/<account>/<device>.
      * NULL (the default) mints exactly what it minted before this existed. */
     const char *control_prefix;
+    /* Device role only: one more concrete topic (no + or #, not a $-topic) the token may
+     * subscribe to, or NULL. hb-api gives live/media/<media>, the retained live viewer count of
+     * what the device plays. */
+    const char *subscribe_topic;
 };
 
 /* Mints a token signed with key. Device tokens: sub = account, acl = [allow publish
@@ -30,7 +34,8 @@ struct hb_token_request {
  * $delayed/#, $share/#, $queue/#, in that order ("#" does not match $-topics on EMQX). Every
  * allowed publish carries "retain": false. With control_prefix C (a valid topic prefix other
  * than the topic prefix), a pinned device token also gets allow subscribe C/<account>/<device>,
- * and a consumer token allow publish C/+/+, each just after its other allows. Claims: sub, iat
+ * and a consumer token allow publish C/+/+, each just after its other allows. With
+ * subscribe_topic T, a device token also gets allow subscribe T after those. Claims: sub, iat
  * (now_s), nbf (now_s - 30), exp (now_s + ttl_s), jti (random, 128 bits), acl, role. Header:
  * alg, typ, kid. Returns a malloc'd token or NULL with a reason in err. */
 char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,

@@ -365,6 +365,50 @@ static void test_hs256_device_token_round_trip(void)
     hb_keyring_finish(&ring);
 }
 
+/* The device page's token: its own control topic and the live count of what it plays, both
+ * subscribe-only and before the closing deny; nothing else widens. */
+static void test_device_token_may_subscribe_to_its_live_count(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                   .account = "acct",
+                                   .device = "tab-1",
+                                   .now_s = T0,
+                                   .ttl_s = 60,
+                                   .control_prefix = "ctl",
+                                   .subscribe_topic = "live/media/film-7"};
+    char err[256];
+    char *t = hb_token_mint(&ring.keys[0], &req, err, sizeof(err));
+    CHECK(t != NULL);
+    struct hb_token_claims c;
+    CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0 + 1, &c), HB_TOKEN_OK);
+    check_rule(&c.rules[0], true, HB_ACL_PUBLISH, "hb/acct/tab-1");
+    check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "ctl/acct/tab-1");
+    check_rule(&c.rules[2], true, HB_ACL_SUBSCRIBE, "live/media/film-7");
+    check_closing(&c, 3);
+    CHECK(hb_acl_allows(&c, "tab-1", "acct", HB_ACL_SUBSCRIBE, "live/media/film-7"));
+    CHECK(hb_acl_allows(&c, "tab-1", "acct", HB_ACL_READ, "live/media/film-7"));
+    CHECK(!hb_acl_allows(&c, "tab-1", "acct", HB_ACL_SUBSCRIBE, "live/media/film-8"));
+    CHECK(!hb_acl_allows(&c, "tab-1", "acct", HB_ACL_SUBSCRIBE, "live/media/+"));
+    CHECK(!hb_acl_allows(&c, "tab-1", "acct", HB_ACL_PUBLISH, "live/media/film-7"));
+    free(t);
+    static const char *const bad[] = {"live/media/+", "live/#", "", "$SYS/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        req.subscribe_topic = bad[i];
+        CHECK(hb_token_mint(&ring.keys[0], &req, err, sizeof(err)) == NULL);
+        CHECK(strstr(err, "subscribe topic") != NULL);
+    }
+    /* Only a device token may carry it: a consumer token asking for one is refused. */
+    req.role = HB_ROLE_CONSUMER;
+    req.account = NULL;
+    req.device = NULL;
+    req.subscribe_topic = "live/media/film-7";
+    CHECK(hb_token_mint(&ring.keys[0], &req, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "subscribe topic") != NULL);
+    hb_keyring_finish(&ring);
+}
+
 static void test_es256_round_trip_public_key_verifies(void)
 {
     struct hb_key signer;
@@ -1015,6 +1059,7 @@ int main(void)
     RUN(test_keyring_refuses_duplicate_kid_and_overflow);
     RUN(test_hs256_device_token_round_trip);
     RUN(test_es256_round_trip_public_key_verifies);
+    RUN(test_device_token_may_subscribe_to_its_live_count);
     RUN(test_consumer_token_and_topic_prefix);
     RUN(test_mint_refuses_bad_requests);
     RUN(test_control_prefix_adds_exactly_one_rule_before_the_deny);
