@@ -20,6 +20,7 @@ enum api_route {
     API_ROUTE_ACCOUNT,        /* /v1/accounts/{account} */
     API_ROUTE_ACCOUNT_LIMITS, /* /v1/accounts/{account}/limits */
     API_ROUTE_TOKENS,         /* /v1/tokens */
+    API_ROUTE_JWKS,           /* /.well-known/jwks.json */
     API_ROUTE_COUNT
 };
 

@@ -6,6 +6,9 @@
 #include "plays.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#define API_PUBLISH_KEYS_MAX 7 /* --publish-key files: with the signing key, a keyring's worth */
 
 struct api_options {
     struct hb_config common; /* --broker, --redis, --interval, --topic-prefix */
@@ -15,6 +18,9 @@ struct api_options {
     double rate_limit, burst; /* POST /v1/tokens per API key; burst as given (0: default) */
     enum hb_play_policy default_policy;
     bool grace_given, fail_open;
+    const char *publish_keys[API_PUBLISH_KEYS_MAX]; /* more ES256 keys in the JWKS */
+    size_t n_publish_keys;
+    bool publish_keys_given;
 };
 
 /* Fills o, a fresh struct, from the defaults, the environment and argv, and checks it as a
