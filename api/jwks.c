@@ -92,6 +92,6 @@ void api_jwks_get(struct api *a, struct hb_httpd_request *req)
         api_refuse(a, req, API_BAD_NOT_FOUND, NULL);
         return;
     }
-    req->cache_control = JWKS_MAX_AGE;
+    req->cache = JWKS_MAX_AGE;
     hb_httpd_reply_text(req, MHD_HTTP_OK, "application/json", a->jwks, a->jwks_len);
 }

@@ -24,7 +24,7 @@ struct hb_httpd_request {
     char log_account[65]; /* an id the handler may set, for the access log */
     const char *allow;    /* the handler may set: the Allow header of a 405 */
     long retry_after_s;   /* the handler may set: the Retry-After header of a 429 (> 0) */
-    const char *cache_control; /* the handler may set: Cache-Control (NULL: no-store) */
+    const char *cache;    /* the handler may set: Cache-Control of any reply (NULL: no-store) */
     struct MHD_Connection *conn;
 };
 
@@ -58,7 +58,7 @@ void hb_httpd_stop(struct hb_httpd *h);
 const char *hb_httpd_header(const struct hb_httpd_request *req, const char *name);
 
 /* Queues body (owned, deleted here; NULL sends 500 "internal") as application/json with
- * Cache-Control: no-store (or the request's cache_control); 401 adds WWW-Authenticate: Bearer, 405 the request's allow and 429
+ * Cache-Control: no-store; 401 adds WWW-Authenticate: Bearer, 405 the request's allow and 429
  * its retry_after_s. The serialized text is wiped (it may hold a token). True when queued. */
 bool hb_httpd_reply_json(struct hb_httpd_request *req, int status, cJSON *body);
 

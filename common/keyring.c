@@ -219,9 +219,9 @@ struct cJSON *hb_key_jwk(const struct hb_key *key, char *err, size_t errlen)
     b64url_encode(y, sizeof(y), y64);
     cJSON *jwk = cJSON_CreateObject();
     ok = jwk != NULL && cJSON_AddStringToObject(jwk, "kid", key->kid) &&
-         cJSON_AddStringToObject(jwk, "kty", "EC") && cJSON_AddStringToObject(jwk, "crv", "P-256") &&
-         cJSON_AddStringToObject(jwk, "x", x64) && cJSON_AddStringToObject(jwk, "y", y64) &&
-         cJSON_AddStringToObject(jwk, "use", "sig") &&
+         cJSON_AddStringToObject(jwk, "kty", "EC") &&
+         cJSON_AddStringToObject(jwk, "crv", "P-256") && cJSON_AddStringToObject(jwk, "x", x64) &&
+         cJSON_AddStringToObject(jwk, "y", y64) && cJSON_AddStringToObject(jwk, "use", "sig") &&
          cJSON_AddStringToObject(jwk, "alg", hb_key_alg_name(key->alg));
     if (!ok) {
         cJSON_Delete(jwk);

@@ -26,10 +26,11 @@ static const char key_z[] = "-----BEGIN EC PRIVATE KEY-----\n"
                             "AwEHoUQDQgAEADMedtuodGgaWPorSeq20XEKLExucaBtuMATuNuD2W9ZFBYgqTr4\n"
                             "2em0QqoMtPkEZXjfgIC0vG116pw7tC2Azg==\n"
                             "-----END EC PRIVATE KEY-----\n";
-static const char key_z_public[] = "-----BEGIN PUBLIC KEY-----\n"
-                                   "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEADMedtuodGgaWPorSeq20XEKLExu\n"
-                                   "caBtuMATuNuD2W9ZFBYgqTr42em0QqoMtPkEZXjfgIC0vG116pw7tC2Azg==\n"
-                                   "-----END PUBLIC KEY-----\n";
+static const char key_z_public[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEADMedtuodGgaWPorSeq20XEKLExu\n"
+    "caBtuMATuNuD2W9ZFBYgqTr42em0QqoMtPkEZXjfgIC0vG116pw7tC2Azg==\n"
+    "-----END PUBLIC KEY-----\n";
 /* X = 00331e76dba874681a58fa2b49eab6d1710a2c4c6e71a06db8c013b8db83d96f,
  * Y = 59141620a93af8d9e9b442aa0cb4f9046578df8080b4bc6d75ea9c3bb42d80ce */
 static const char key_z_x[] = "ADMedtuodGgaWPorSeq20XEKLExucaBtuMATuNuD2W8";
