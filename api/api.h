@@ -45,6 +45,8 @@ struct api {
     struct hb_control *control; /* NULL without --broker */
     struct api_metrics metrics;
     struct api_tokens tokens; /* POST /v1/tokens: lifetimes and the per-key buckets */
+    const char *jwks;         /* GET /.well-known/jwks.json, built at startup (api/jwks.h) */
+    size_t jwks_len;
 };
 
 /* Loads the signing key (it must be able to sign) and the API keys; false after reporting,
@@ -95,6 +97,7 @@ void api_account_get(struct api *a, struct hb_httpd_request *req, const struct a
 void api_limits_put(struct api *a, struct hb_httpd_request *req, const struct api_path *path,
                     cJSON *body);
 void api_tokens_post(struct api *a, struct hb_httpd_request *req, cJSON *body);
+void api_jwks_get(struct api *a, struct hb_httpd_request *req);
 
 /* web.c: false with a reason when root holds no device page (public/index.html); warns when
  * mqtt.js is not installed (node_modules/mqtt/dist/mqtt.min.js). */

@@ -17,6 +17,7 @@ static const char *const route_names[API_ROUTE_COUNT] = {
     [API_ROUTE_TOKENS] = "tokens_post",
     [API_ROUTE_WEB] = "web",
     [API_ROUTE_DEMO] = "demo",
+    [API_ROUTE_JWKS] = "jwks",
 };
 
 const char *api_route_name(enum api_route r)
@@ -105,7 +106,8 @@ enum api_bad api_path_parse(const char *path, struct api_path *out, const char *
     } fixed[] = {{"/healthz", API_ROUTE_HEALTHZ},
                  {"/metrics", API_ROUTE_METRICS},
                  {"/v1/plays", API_ROUTE_PLAYS},
-                 {"/v1/tokens", API_ROUTE_TOKENS}};
+                 {"/v1/tokens", API_ROUTE_TOKENS},
+                 {"/.well-known/jwks.json", API_ROUTE_JWKS}};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (strcmp(path, fixed[i].path) == 0) {
             out->route = fixed[i].route;

@@ -22,6 +22,7 @@ enum api_route {
     API_ROUTE_TOKENS,         /* /v1/tokens */
     API_ROUTE_WEB,            /* pages and static files (--web-root) */
     API_ROUTE_DEMO,           /* /demo/... (--demo-backend) */
+    API_ROUTE_JWKS,           /* /.well-known/jwks.json */
     API_ROUTE_COUNT
 };
 

@@ -5,6 +5,7 @@
 
 #include "../token/keyfile.h"
 #include "interval.h"
+#include "jwks.h"
 #include "listen.h"
 #include "log.h"
 #include "options.h"
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+_Static_assert(API_PUBLISH_KEYS_MAX + 1 == HB_KEYRING_MAX, "a keyring's worth of keys");
 
 #define REDIS_TIMEOUT_MS 2000
 #define CONTROL_TOKEN_TTL_S 3600
@@ -87,8 +90,14 @@ int main(int argc, char **argv)
     sigset_t stop;
     if (!api_keys_setup(&key, &api_keys, o.key_file, o.kid ? o.kid : kid, o.api_key_file))
         return EXIT_FAILED;
-    if (!api_block_signals(&stop))
+    char *jwks = api_jwks_create(&key, o.publish_keys, o.n_publish_keys, &a.jwks_len);
+    if (jwks == NULL) {
+        rc = EXIT_USAGE;
         goto out_api_keys;
+    }
+    a.jwks = jwks;
+    if (!api_block_signals(&stop))
+        goto out_jwks;
     a.key = &key;
     a.api_keys = &api_keys;
     api_tokens_init(&a.tokens, o.token_ttl, API_TOKEN_MAX_TTL, o.rate_limit, o.burst);
@@ -140,6 +149,8 @@ out_control:
 out_pool:
     api_pool_finish(&a.pool);
     api_tokens_finish(&a.tokens);
+out_jwks:
+    cJSON_free(jwks);
 out_api_keys:
     api_keys_finish(&api_keys);
     hb_key_finish(&key);

@@ -37,6 +37,19 @@ static const struct hb_option api_option_table[] = {
      HB_OPTION_FIELD(struct api_options, kid),
      .error = "'%.80s' is not an id",
      .help = "key id (default: the key file's name)"},
+    {.type = HB_OPTION_STRINGS,
+     .name = "publish-key",
+     .metavar = "FILE",
+     .env = "HB_PUBLISH_KEY",
+     HB_OPTION_FIELD(struct api_options, publish_keys),
+     .count = offsetof(struct api_options, n_publish_keys),
+     .max_count = API_PUBLISH_KEYS_MAX,
+     .flags = HB_OPTION_GIVEN,
+     .given = offsetof(struct api_options, publish_keys_given),
+     .error = "at most 7 keys",
+     .help = "another ES256 key in /.well-known/jwks.json, never signing:\n"
+             "the next key before a rotation, the previous one after it\n"
+             "(kid: the file's name; may be given several times)"},
     {.type = HB_OPTION_STRING,
      .name = "api-key-file",
      .metavar = "FILE",
@@ -138,6 +151,7 @@ static const struct hb_options_spec spec = {
              "  GET    /v1/accounts/ACCOUNT            count, active devices, limits\n"
              "  PUT    /v1/accounts/ACCOUNT/limits     {\"devices\",\"groups\"?,\"policy\"?}\n"
              "  POST   /v1/tokens                      {\"account\",\"device\"?,\"ttl\"?}\n"
+             "  GET    /.well-known/jwks.json          the ES256 public keys (no API key)\n"
              "  GET    /healthz, /metrics              (no API key)\n\n",
     .epilogue =
         "\nEvery option has an environment variable: HB_ and its name in capitals with '_'\n"

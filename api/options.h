@@ -6,6 +6,9 @@
 #include "playopts.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#define API_PUBLISH_KEYS_MAX 7 /* --publish-key files: with the signing key, a keyring's worth */
 
 struct api_options {
     struct hb_config common; /* --broker, --redis, --interval, --topic-prefix */
@@ -17,6 +20,9 @@ struct api_options {
     bool fail_open;
     const char *web_root, *demo_mqtt_url; /* web_root NULL: no pages */
     bool demo_backend;
+    const char *publish_keys[API_PUBLISH_KEYS_MAX]; /* more ES256 keys in the JWKS */
+    size_t n_publish_keys;
+    bool publish_keys_given;
 };
 
 /* Fills o, a fresh struct, from the defaults, the environment and argv, and checks it as a

@@ -1,7 +1,7 @@
 /* hb-api's request routing: path, method, API key, the key's token bucket (POST /v1/tokens),
  * content type and body are all checked here, in that order, before an endpoint runs; every refusal
- * is counted by reason and every answer by endpoint and status. /healthz and /metrics need no API
- * key. */
+ * is counted by reason and every answer by endpoint and status. /healthz, /metrics and the JWKS
+ * need no API key. */
 #include "api.h"
 
 #include "interval.h"
@@ -165,7 +165,8 @@ static bool admit_request(struct api *a, struct hb_httpd_request *req, struct ap
         api_refuse(a, req, API_BAD_METHOD, NULL);
         return false;
     }
-    if (path->route == API_ROUTE_HEALTHZ || path->route == API_ROUTE_METRICS)
+    if (path->route == API_ROUTE_HEALTHZ || path->route == API_ROUTE_METRICS ||
+        path->route == API_ROUTE_JWKS)
         return true;
     int key = api_key_of(a, req);
     if (key < 0) {
@@ -259,6 +260,9 @@ void api_handle(void *ud, struct hb_httpd_request *req)
             break;
         case API_ROUTE_TOKENS:
             api_tokens_post(a, req, body);
+            break;
+        case API_ROUTE_JWKS:
+            api_jwks_get(a, req);
             break;
         default:
             api_refuse(a, req, API_BAD_NOT_FOUND, NULL);

@@ -24,6 +24,7 @@ struct hb_httpd_request {
     char log_account[65]; /* an id the handler may set, for the access log */
     const char *allow;    /* the handler may set: the Allow header of a 405 */
     long retry_after_s;   /* the handler may set: the Retry-After header of a 429 (> 0) */
+    const char *cache;    /* the handler may set: Cache-Control of any reply (NULL: no-store) */
     struct MHD_Connection *conn;
 };
 

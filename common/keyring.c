@@ -7,7 +7,10 @@
 #include "log.h"
 #include "secretfile.h"
 
+#include <cjson/cJSON.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -165,6 +168,67 @@ void hb_key_finish(struct hb_key *key)
     hb_secret_free(key->material, key->len);
     hb_secret_free(key->public_pem, key->public_len);
     memset(key, 0, sizeof(*key));
+}
+
+#define P256_COORD_LEN 32
+
+/* in[0..n) as unpadded base64url (RFC 7515 section 2) into out, which holds at least
+ * 4 * ceil(n / 3) + 1 bytes: OpenSSL's base64, then the URL alphabet. */
+static void b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    for (int i = 0; i < len; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+}
+
+/* The affine coordinates of pkey's public point, each left-padded to 32 bytes. */
+static bool public_xy(EVP_PKEY *pkey, unsigned char x[P256_COORD_LEN],
+                      unsigned char y[P256_COORD_LEN])
+{
+    BIGNUM *bx = NULL, *by = NULL;
+    bool ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &bx) == 1 &&
+              EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &by) == 1 &&
+              BN_bn2binpad(bx, x, P256_COORD_LEN) == P256_COORD_LEN &&
+              BN_bn2binpad(by, y, P256_COORD_LEN) == P256_COORD_LEN;
+    BN_free(bx);
+    BN_free(by);
+    return ok;
+}
+
+struct cJSON *hb_key_jwk(const struct hb_key *key, char *err, size_t errlen)
+{
+    if (key->alg != HB_TOKEN_ES256 || key->public_pem == NULL) {
+        hb_set_err(err, errlen, "key '%s' is an HMAC secret: never published", key->kid);
+        return NULL;
+    }
+    BIO *bio = BIO_new_mem_buf(key->public_pem, (int)key->public_len);
+    EVP_PKEY *pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    unsigned char x[P256_COORD_LEN], y[P256_COORD_LEN];
+    char x64[4 * ((P256_COORD_LEN + 2) / 3) + 1], y64[sizeof(x64)];
+    bool ok = pkey != NULL && public_xy(pkey, x, y);
+    EVP_PKEY_free(pkey);
+    if (!ok) {
+        hb_set_err(err, errlen, "key '%s': cannot export the public point", key->kid);
+        return NULL;
+    }
+    b64url_encode(x, sizeof(x), x64);
+    b64url_encode(y, sizeof(y), y64);
+    cJSON *jwk = cJSON_CreateObject();
+    ok = jwk != NULL && cJSON_AddStringToObject(jwk, "kid", key->kid) &&
+         cJSON_AddStringToObject(jwk, "kty", "EC") &&
+         cJSON_AddStringToObject(jwk, "crv", "P-256") && cJSON_AddStringToObject(jwk, "x", x64) &&
+         cJSON_AddStringToObject(jwk, "y", y64) && cJSON_AddStringToObject(jwk, "use", "sig") &&
+         cJSON_AddStringToObject(jwk, "alg", hb_key_alg_name(key->alg));
+    if (!ok) {
+        cJSON_Delete(jwk);
+        hb_set_err(err, errlen, "key '%s': out of memory", key->kid);
+        return NULL;
+    }
+    return jwk;
 }
 
 bool hb_keyring_add(struct hb_keyring *ring, struct hb_key *key, char *err, size_t errlen)

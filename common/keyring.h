@@ -49,6 +49,14 @@ void hb_key_finish(struct hb_key *key);
 /* The JWT "alg" name of alg: "HS256" or "ES256". */
 const char *hb_key_alg_name(enum hb_token_alg alg);
 
+struct cJSON;
+/* The public JWK (RFC 7518 section 6.2) of an ES256 key, for a JWKS document: {"kid", "kty": "EC",
+ * "crv": "P-256", "x", "y" (each coordinate's 32 bytes, base64url without padding), "use": "sig",
+ * "alg": "ES256"}, read from the public key with OpenSSL's EVP API. A new object the caller
+ * deletes, never holding private material; NULL with a reason in err for an HS256 secret
+ * (never published) or when out of memory. */
+struct cJSON *hb_key_jwk(const struct hb_key *key, char *err, size_t errlen);
+
 /* Adds a loaded key (ownership moves to the ring; key is zeroed). False when full or the kid
  * is already there. */
 bool hb_keyring_add(struct hb_keyring *ring, struct hb_key *key, char *err, size_t errlen);
