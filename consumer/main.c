@@ -33,6 +33,7 @@ struct options {
     long buffer, batch_size, flush_ms, payload_max, stats_interval_s, drain_timeout_s;
     enum hb_log_level log_level;
     bool enforce;
+    bool no_aggregates;
     struct hb_play_options play; /* shared with hb-api (common/playopts.h) */
 };
 
@@ -152,6 +153,12 @@ static const struct hb_option consumer_options[] = {
      .help = "enforce the admission limits at ingest: refresh admitted devices,\n"
              "release on \"state\":\"stopped\", admit or stop the others (env\n"
              "HB_ENFORCE; default off: only with hb-api admitting devices)"},
+    {.type = HB_OPTION_FLAG,
+     .name = "no-aggregates",
+     .env = "HB_NO_AGGREGATES",
+     HB_OPTION_FIELD(struct options, no_aggregates),
+     .help = "do not keep the dashboard's aggregates (viewers, agents, play time,\n"
+             "bitrate: README \"Dashboard\"; env HB_NO_AGGREGATES; default: kept)"},
 };
 
 /* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
@@ -238,6 +245,7 @@ int main(int argc, char **argv)
         .batch_size = (size_t)o.batch_size,
         .flush_ms = (int)o.flush_ms,
         .drain_timeout_ms = (int)o.drain_timeout_s * 1000,
+        .aggregates = !o.no_aggregates,
     };
     if (!hb_redis_uri_parse(o.common.redis, &wcfg.redis, err, sizeof(err))) {
         HB_ERROR("--redis: %s", err);
@@ -319,6 +327,7 @@ int main(int argc, char **argv)
         .interval_s = o.common.interval_s,
         .payload_max = (size_t)o.payload_max,
         .keepalive_s = 30,
+        .agents = !o.no_aggregates,
     };
     struct subscriber *sub = subscriber_create(&scfg, &queue, stats);
     if (sub == NULL)

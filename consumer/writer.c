@@ -108,6 +108,8 @@ static void take_entry(struct writer *w, const struct queue_entry *e)
     }
     if (w->cfg.enforce != NULL)
         enforce_note(w->cfg.enforce, e);
+    if (w->cfg.aggregates)
+        aggregates_note(&w->aggregates, e);
     if (!batch_add(&w->batch, e)) {
         HB_ERROR("writer: out of memory; dropping a heartbeat");
         atomic_fetch_add(&w->stats->dropped, 1);
@@ -417,6 +419,8 @@ static void *writer_main(void *arg)
             w->oldest_unwritten_ms = 0;
             if (w->cfg.enforce != NULL && !enforce_flush(w->cfg.enforce, w->rc))
                 disconnect(w);
+            if (w->cfg.aggregates)
+                aggregates_flush(&w->aggregates, w->rc); /* best effort: logged, not retried */
             watermark_advance(w);
             continue;
         }
@@ -467,6 +471,11 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
         return false;
     }
     w->entries = calloc(cfg->batch_size, sizeof(*w->entries));
+    if (cfg->aggregates &&
+        !aggregates_init(&w->aggregates, cfg->interval_s, cfg->batch_size, w->rc)) {
+        writer_finish(w);
+        return false;
+    }
     if (w->entries == NULL || !seqtrack_init(&w->seqtrack)) {
         HB_ERROR("writer: cannot allocate a batch of %zu: %s", cfg->batch_size, strerror(errno));
         writer_finish(w);
@@ -495,6 +504,7 @@ void writer_finish(struct writer *w)
     free(w->entries);
     w->entries = NULL;
     seqtrack_finish(&w->seqtrack);
+    aggregates_finish(&w->aggregates);
     free(w->argv);
     free(w->argvlen);
     free(w->numbers);

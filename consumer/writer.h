@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "aggregates.h"
 #include "batch.h"
 #include "check.h"
 #include "enforce.h"
@@ -27,6 +28,7 @@ struct writer_config {
     const char *group;       /* share group whose watermark hash this consumer writes */
     const char *consumer_id; /* its field in that hash (the MQTT client id) */
     struct enforce *enforce; /* --enforce: borrowed, run after every written batch; or NULL */
+    bool aggregates;         /* keep the dashboard's aggregates (consumer/aggregates.h) */
 };
 
 struct writer {
@@ -51,6 +53,7 @@ struct writer {
     int64_t last_taken_ms; /* the latest receive time taken from the queue */
     int64_t oldest_unwritten_ms; /* receive time of the batch's first heartbeat; 0 when empty */
     struct seqtrack seqtrack;
+    struct aggregates aggregates; /* used when cfg.aggregates */
     unsigned long long dropped_at_stop; /* heartbeats dropped because Redis stayed down */
     struct hb_ratelimit connect_log; /* failed connects: warned first, then every 5 s */
     pthread_t thread;
