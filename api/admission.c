@@ -3,6 +3,8 @@
  * out after Redis has decided, never before: a stop is only sent for a slot already gone. */
 #include "api.h"
 
+#include "dash.h"
+#include "interval.h"
 #include "log.h"
 
 #include <microhttpd.h>
@@ -66,6 +68,23 @@ static void allow(struct api *a, struct hb_httpd_request *req, const char *accou
     hb_httpd_reply_json(req, MHD_HTTP_OK, out);
 }
 
+/* Adds the decision to the dashboard's minute (common/dash.h); a failure is only logged. */
+static void dash_event(struct api *a, const char *account, const struct hb_admission *ad)
+{
+    bool ok = ad->decision == HB_ADMIT_OK;
+    struct hb_dash_event ev = {.account = account,
+                               .admitted = ok && !ad->again,
+                               .refused = !ok,
+                               .evicted = (int)ad->n_evicted,
+                               .at_limit = !ok || (ad->limit > 0 && (long)ad->n_active >= ad->limit)};
+    char err[256];
+    struct rcluster *c = api_pool_take(&a->pool, err, sizeof(err));
+    bool sent = c != NULL && hb_dash_event_add(c, &ev, hb_now_ms(), err, sizeof(err));
+    api_pool_give(&a->pool, c, sent);
+    if (!sent)
+        HB_DEBUG("dashboard: event of %s not counted: %s", account, err);
+}
+
 void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
 {
     static const char *const fields[] = {"account", "device", "group", "media", NULL};
@@ -105,6 +124,7 @@ void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
         allow(a, req, account, device, media, &ad, true);
         return;
     }
+    dash_event(a, account, &ad);
     if (ad.decision != HB_ADMIT_OK) {
         atomic_fetch_add(&a->metrics.refusals[ad.decision], 1);
         cJSON *out = cJSON_CreateObject();

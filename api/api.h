@@ -35,6 +35,7 @@ struct api_settings {
     const char *web_root;      /* --web-root, or NULL: no pages */
     const char *demo_mqtt_url; /* told to the demo pages */
     bool demo;                 /* --demo-backend */
+    bool dashboard;            /* --dashboard or --demo-backend: /dashboard is served */
 };
 
 struct api {
@@ -104,6 +105,8 @@ void api_jwks_get(struct api *a, struct hb_httpd_request *req);
 bool api_web_check(const char *root, char *err, size_t errlen);
 /* web.c: a GET or HEAD of a page or static file under --web-root; 404 for anything else. */
 void api_web_get(struct api *a, struct hb_httpd_request *req);
+/* dashboard.c: GET /dashboard/data, the aggregates of common/dash.h as JSON (set.dashboard). */
+void api_dashboard_data(struct api *a, struct hb_httpd_request *req);
 /* demo.c: /demo/... (only with --demo-backend): the page's stand-in backend. */
 void api_demo_handle(struct api *a, struct hb_httpd_request *req);
 

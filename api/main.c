@@ -56,6 +56,7 @@ static void settings_from(struct api_settings *s, const struct api_options *o)
     s->web_root = o->web_root;
     s->demo_mqtt_url = o->demo_mqtt_url;
     s->demo = o->demo_backend;
+    s->dashboard = o->dashboard || o->demo_backend;
 }
 
 int main(int argc, char **argv)

@@ -129,6 +129,13 @@ static const struct hb_option api_option_table_after[] = {
              "GET /demo/accounts/ACCOUNT and /demo/config WITHOUT an API\n"
              "key: a stand-in for a video platform's backend, for demos\n"
              "only (default: off)"},
+    {.type = HB_OPTION_FLAG,
+     .name = "dashboard",
+     .env = "HB_DASHBOARD",
+     HB_OPTION_FIELD(struct api_options, dashboard),
+     .help = "serve /dashboard and /dashboard/data (audience and admission\n"
+             "figures, WITHOUT an API key) with --web-root; --demo-backend\n"
+             "implies it (default: off)"},
     {.type = HB_OPTION_STRING,
      .name = "demo-mqtt-url",
      .metavar = "URL",

@@ -20,6 +20,7 @@ struct api_options {
     bool fail_open;
     const char *web_root, *demo_mqtt_url; /* web_root NULL: no pages */
     bool demo_backend;
+    bool dashboard; /* --dashboard: /dashboard without --demo-backend */
     const char *publish_keys[API_PUBLISH_KEYS_MAX]; /* more ES256 keys in the JWKS */
     size_t n_publish_keys;
     bool publish_keys_given;

@@ -134,7 +134,13 @@ void api_web_get(struct api *a, struct hb_httpd_request *req)
 {
     static const char missing[] = "not found\n";
     char buf[WEB_NAME_MAX + 16];
-    const char *rel = file_of(req->path, buf, sizeof(buf));
+    bool dashboard = strncmp(req->path, "/dashboard", 10) == 0;
+    if (dashboard && a->set.dashboard && strcmp(req->path, "/dashboard/data") == 0) {
+        api_dashboard_data(a, req);
+        return;
+    }
+    /* Operational data: the page and its script only with --dashboard (or the demo). */
+    const char *rel = dashboard && !a->set.dashboard ? NULL : file_of(req->path, buf, sizeof(buf));
     size_t len = 0;
     char *body = rel ? read_file(a->set.web_root, rel, &len) : NULL;
     if (body == NULL) {

@@ -169,6 +169,41 @@ const scenarios = {
       if (want !== cfg.expect[cfg.expect.length - 1]) await new Promise((r) => process.stdin.once('data', r));
     }
   },
+  // The dashboard shows exactly the population the Python side publishes (cfg.expect).
+  async dashboard_shows_the_population(browser) {
+    const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+    await page.goto(`${cfg.base}/dashboard`);
+    const shown = () => page.evaluate(() => {
+      const metric = (n) => document.querySelector(`[data-metric="${n}"]`).textContent;
+      const dist = {};
+      for (const ul of document.querySelectorAll('[data-breakdown]')) {
+        dist[ul.dataset.breakdown] = Object.fromEntries(
+          [...ul.querySelectorAll('li')].map((li) => [li.dataset.name, Number(li.dataset.count)]));
+      }
+      const sum = (n) => metric(n).split('/').reduce((a, b) => a + Number(b), 0);
+      return { total: Number(metric('viewers_total')), active: Number(metric('viewers_active')),
+               playTime: metric('play_time_avg'), bitrate: [metric('bitrate_min'),
+                 metric('bitrate_avg'), metric('bitrate_max')], dist,
+               admissions: sum('admissions_per_min'), refusals: sum('refusals_per_min'),
+               atLimit: sum('accounts_at_limit') };
+    });
+    // Key order differs between Python and the page: compare with sorted keys.
+    const canon = (v) => JSON.stringify(v, (k, x) => (x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b))) : x));
+    const want = canon(cfg.expect);
+    let got = null;
+    const deadline = Date.now() + TIMEOUT;
+    while (Date.now() < deadline) {
+      got = await shown();
+      if (canon(got) === want) break;
+      await sleep(250);
+    }
+    check(canon(got) === want, `dashboard shows ${canon(got)}, want ${want}`);
+    await screenshot(page, 'dashboard.png');
+    event('shown', got);
+  },
 };
 
 const browser = await chromium.launch({

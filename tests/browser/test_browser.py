@@ -36,7 +36,8 @@ class Stack:
     """Redis, the plugin broker with a websockets listener, the consumer (with a consumer
     token) and hb-api serving the pages and the demo backend."""
 
-    def __init__(self, env, limit=2, token_ttl=None, policy="block_new", plugin=True):
+    def __init__(self, env, limit=2, token_ttl=None, policy="block_new", plugin=True,
+                 demo=True):
         check(os.path.exists(os.path.join(WEB, "node_modules", "playwright-core")),
               "web/node_modules is not installed: run scripts/deps.sh")
         check(os.access(CHROMIUM, os.X_OK), f"no {CHROMIUM}: run scripts/deps.sh")
@@ -57,7 +58,8 @@ class Stack:
             "--password", token.strip()])
         extra = ["--default-limit", str(limit), "--default-policy", policy,
                  "--heartbeat-seconds", str(HEARTBEAT), "--grace-seconds", "120",
-                 "--web-root", WEB, "--demo-backend",
+                 "--interval", str(INTERVAL),
+                 "--web-root", WEB, *(["--demo-backend"] if demo else []),
                  "--demo-mqtt-url", f"ws://127.0.0.1:{self.ws_port}/"]
         if token_ttl:
             extra += ["--token-ttl", str(token_ttl)]
@@ -313,6 +315,86 @@ def demo_backend_refuses_bad_input_and_is_off_by_default(env):
         check_eq((status, body), (404, {"error": "not_found"}), f"{method} {path} without options")
 
 
+AGENT_OS = ["Android", "iOS", "Windows", "macOS", "Linux"]
+AGENT_BROWSER = ["Chrome", "Firefox", "Safari", "ExoPlayer"]
+AGENT_DEVICE = ["phone", "desktop", "tv"]
+
+
+def population(n):
+    """n devices over n // 10 accounts with known agents, play times and bitrates."""
+    return [{"topic": f"hb/pop-{i % (n // 10)}/dev-{i}",
+             "payload": {"mediaId": f"m-{i % 7}", "bitrate": 1000 + 10 * i, "playTime": 10 + i,
+                         "agent": {"os": AGENT_OS[i % 5], "browser": AGENT_BROWSER[i % 4],
+                                   "device": AGENT_DEVICE[(i // 4) % 3]}}}
+            for i in range(n)]
+
+
+def dashboard_shows_what_the_population_sent(env):
+    """300 devices of known agents heartbeat every second (20 of them report "stopped"); the
+    page's totals, averages and distributions equal what they sent, as do the admissions."""
+    n, stopped = 300, 20
+    s = Stack(env, limit=2, plugin=False)
+    devices = population(n)
+    for d in devices[-stopped:]:
+        d["payload"]["state"] = "stopped"
+    pub = mqtt.Client(client_id="dash-pop", protocol=mqtt.MQTTv5)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", s.broker.port)
+    pub.loop_start()
+    wait_until(pub.is_connected, 10, "the population's publisher to connect")
+    done = threading.Event()
+
+    def publish():
+        while not done.is_set():
+            for d in devices:
+                pub.publish(d["topic"], json.dumps(d["payload"]), qos=1)
+            done.wait(1.0)
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    for dev in ("a", "b", "c"):  # limit 2: two admitted (the second fills it), one refused
+        status, _ = s.api.request("POST", "/v1/plays", {"account": "dash-acct", "device": dev})
+        check_eq(status, 200 if dev != "c" else 409, f"POST /v1/plays {dev}")
+
+    def count(field):
+        return {k: sum(1 for d in devices if d["payload"]["agent"][field] == k)
+                for k in sorted({d["payload"]["agent"][field] for d in devices})}
+    bitrates = [d["payload"]["bitrate"] for d in devices]
+    expect = {"total": n, "active": n - stopped,
+              "playTime": f"{sum(d['payload']['playTime'] for d in devices) / n:.1f} s",
+              "bitrate": [str(min(bitrates)), f"{sum(bitrates) / n:.0f}",
+                          f"{max(bitrates)} kbit/s"],
+              "dist": {"device": count("device"), "os": count("os"), "browser": count("browser")},
+              "admissions": 2, "refusals": 1, "atLimit": 1}
+    try:
+        # The data endpoint first: the last complete interval holds every device.
+        def data():
+            status, body = s.api.request("GET", "/dashboard/data")
+            check_eq(status, 200, "GET /dashboard/data")
+            return body
+        wait_until(lambda: data()["viewers"]["viewers_total"] == n, 30,
+                   "the last complete interval to hold the whole population")
+        d = data()["viewers"]
+        check_eq(d["viewers_active"], n - stopped, "active viewers")
+        check_eq(d["other_folded"], {"device": 0, "os": 0, "browser": 0}, "names folded")
+        ev = s.drive("dashboard_shows_the_population", "pop", screenshots=True, expect=expect)
+        check_eq(ev["shown"]["total"], n, "viewers on the page")
+    finally:
+        done.set()
+        thread.join()
+        pub.loop_stop()
+        pub.disconnect()
+    keys = sorted(k for k in s.redis.keys("hb:dash:*"))
+    check(all(k.startswith("hb:dash:{hbdash}:") for k in keys), f"dashboard keys: {keys}")
+    check(all(0 < s.redis.cmd("PTTL", k) <= 3600000 for k in keys), "every dashboard key has a TTL")
+
+
+def dashboard_is_off_without_the_option(env):
+    s = Stack(env, limit=2, plugin=False, demo=False)
+    for path in ("/dashboard", "/dashboard/data", "/dashboard.js"):
+        status, _, _ = raw_get(s.api.port, path)
+        check_eq(status, 404, f"GET {path} without --dashboard")
+
+
 def raw_get(port, path):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -334,6 +416,8 @@ SCENARIOS = {f.__name__: f for f in [
     live_count_equals_the_playing_devices,
     static_files_are_served_safely,
     demo_backend_refuses_bad_input_and_is_off_by_default,
+    dashboard_shows_what_the_population_sent,
+    dashboard_is_off_without_the_option,
 ]}
 
 if __name__ == "__main__":
