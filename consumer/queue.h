@@ -18,6 +18,7 @@ struct queue_entry {
     bool stopped;           /* the payload's "state" is "stopped" */
     char account[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1];
+    char media[HB_ID_MAX + 1]; /* the payload's "mediaId", or "" (live counts) */
 };
 
 struct queue {

@@ -113,6 +113,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         e.seq = members.seq;
         e.started_ms = members.started_ms;
         e.stopped = members.stopped;
+        memcpy(e.media, members.media, sizeof(e.media));
         memcpy(e.account, hb.account, sizeof(e.account));
         memcpy(e.device, hb.device, sizeof(e.device));
         if (queue_push(s->queue, &e))

@@ -11,6 +11,7 @@
 #include "batch.h"
 #include "check.h"
 #include "enforce.h"
+#include "live.h"
 #include "log.h"
 #include "queue.h"
 #include "rcluster.h"
@@ -27,6 +28,7 @@ struct writer_config {
     const char *group;       /* share group whose watermark hash this consumer writes */
     const char *consumer_id; /* its field in that hash (the MQTT client id) */
     struct enforce *enforce; /* --enforce: borrowed, run after every written batch; or NULL */
+    struct live *live;       /* --live: borrowed, fed every heartbeat taken; or NULL */
 };
 
 struct writer {
