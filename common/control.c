@@ -8,6 +8,7 @@
 #include "secretfile.h"
 
 #include <mosquitto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,15 @@ struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *
     return c;
 }
 
+bool hb_control_publish(struct hb_control *c, const char *topic, const void *payload, size_t len,
+                        bool retain)
+{
+    if (!atomic_load(&c->connected) || len > INT32_MAX)
+        return false;
+    return mosquitto_publish(c->mosq, NULL, topic, (int)len, payload, 1, retain) ==
+           MOSQ_ERR_SUCCESS;
+}
+
 bool hb_control_stop(struct hb_control *c, const char *account, const char *device,
                      const char *reason)
 {
@@ -171,8 +181,7 @@ bool hb_control_stop(struct hb_control *c, const char *account, const char *devi
     char topic[80 + 2 * HB_ID_MAX + 3], payload[96];
     snprintf(topic, sizeof(topic), "%s/%s/%s", c->prefix, account, device);
     int len = snprintf(payload, sizeof(payload), "{\"action\":\"stop\",\"reason\":\"%s\"}", reason);
-    int rc = mosquitto_publish(c->mosq, NULL, topic, len, payload, 1, false);
-    if (rc != MOSQ_ERR_SUCCESS) {
+    if (!hb_control_publish(c, topic, payload, (size_t)len, false)) {
         atomic_fetch_add(&c->failed, 1);
         return false;
     }

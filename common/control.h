@@ -42,6 +42,14 @@ struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *
 bool hb_control_stop(struct hb_control *c, const char *account, const char *device,
                      const char *reason);
 
+/* Publishes payload[0..len) on topic (concrete, at most 255 bytes) at QoS 1, retained when
+ * retain is set: the generic form of hb_control_stop for other producers (the consumer's live
+ * counts). True when handed to libmosquitto; false when not connected or refused, and the
+ * message is then lost (the caller counts and retries if it matters). Never counted in
+ * hb_control_published or hb_control_failed, which are the stops'. */
+bool hb_control_publish(struct hb_control *c, const char *topic, const void *payload, size_t len,
+                        bool retain);
+
 /* True while connected to the broker. */
 bool hb_control_connected(const struct hb_control *c);
 

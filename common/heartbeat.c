@@ -112,11 +112,27 @@ static bool is_stopped(const char *text, size_t i, size_t len)
     return len - i >= 9 && memcmp(text + i, "\"stopped\"", 9) == 0;
 }
 
+/* Copies the JSON string at text[i..len) into media when it is an id without escapes. */
+static void take_media(const char *text, size_t i, size_t len, char media[HB_ID_MAX + 1])
+{
+    if (i >= len || text[i] != '"')
+        return;
+    const char *start = text + i + 1;
+    const char *end = memchr(start, '"', len - i - 1);
+    if (end != NULL && hb_id_valid(start, (size_t)(end - start))) {
+        memcpy(media, start, (size_t)(end - start));
+        media[end - start] = '\0';
+    } else {
+        media[0] = '\0'; /* a later bad duplicate wins too: nothing half-trusted */
+    }
+}
+
 void hb_payload_members(const void *payload, size_t len, struct hb_payload_members *out)
 {
     out->seq = -1;
     out->started_ms = -1;
     out->stopped = false;
+    out->media[0] = '\0';
     /* A second pass over text hb_json_check validated: only strings and nesting matter. */
     const char *text = payload;
     int depth = 0;
@@ -131,13 +147,15 @@ void hb_payload_members(const void *payload, size_t len, struct hb_payload_membe
             i++;
         } else if (ch == '"') {
             size_t end = skip_string(text, i, len);
-            enum { OTHER, SEQ, STARTED, STATE } member = OTHER;
+            enum { OTHER, SEQ, STARTED, STATE, MEDIA } member = OTHER;
             if (depth == 1 && end - i == 5 && memcmp(text + i, "\"seq\"", 5) == 0)
                 member = SEQ;
             else if (depth == 1 && end - i == 9 && memcmp(text + i, "\"started\"", 9) == 0)
                 member = STARTED;
             else if (depth == 1 && end - i == 7 && memcmp(text + i, "\"state\"", 7) == 0)
                 member = STATE;
+            else if (depth == 1 && end - i == 9 && memcmp(text + i, "\"mediaId\"", 9) == 0)
+                member = MEDIA;
             i = end;
             while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
                 i++;
@@ -150,8 +168,10 @@ void hb_payload_members(const void *payload, size_t len, struct hb_payload_membe
                     out->seq = whole_number(text, i, len);
                 else if (member == STARTED)
                     out->started_ms = whole_number(text, i, len);
-                else
+                else if (member == STATE)
                     out->stopped = is_stopped(text, i, len);
+                else
+                    take_media(text, i, len, out->media);
             }
         } else {
             i++;

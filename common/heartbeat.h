@@ -59,9 +59,12 @@ struct hb_payload_members {
     int64_t seq;        /* "seq" as hb_payload_seq, or -1 */
     int64_t started_ms; /* "started": when the device began playing, Unix ms in [0, 2^53), or -1 */
     bool stopped;       /* "state" is exactly "stopped": the device ends its play */
+    /* "mediaId" when it is a string that is an id (hb_id_valid, no escapes): what the device
+     * plays; "" otherwise. It names a topic (live counts), so nothing else is accepted. */
+    char media[HB_ID_MAX + 1];
 };
 
-/* Reads seq, started and state in one pass over payload[0..len) (a later duplicate member
+/* Reads seq, started, state and mediaId in one pass over payload[0..len) (a later duplicate member
  * wins); anything unusable leaves the member at its "absent" value. Reads nothing else. */
 void hb_payload_members(const void *payload, size_t len, struct hb_payload_members *out);
 

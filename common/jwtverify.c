@@ -50,6 +50,10 @@ static bool parse_rule(const cJSON *item, struct hb_acl_rule *rule)
     const cJSON *perm = cJSON_GetObjectItemCaseSensitive(item, "permission");
     const cJSON *action = cJSON_GetObjectItemCaseSensitive(item, "action");
     const cJSON *topic = cJSON_GetObjectItemCaseSensitive(item, "topic");
+    const cJSON *retain = cJSON_GetObjectItemCaseSensitive(item, "retain");
+    if (retain != NULL && !cJSON_IsBool(retain))
+        return false;
+    rule->retain = cJSON_IsTrue(retain);
     if (!cJSON_IsString(perm) || !cJSON_IsString(action) || !cJSON_IsString(topic))
         return false;
     if (strcmp(perm->valuestring, "allow") == 0)

@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rules in a minted token: at most eight (consumer with control prefix) of HB_ACL_RULES_MAX. */
-#define MINT_RULES_MAX 8
+/* Rules in a minted token: at most nine (consumer with control and live prefixes) of
+ * HB_ACL_RULES_MAX. */
+#define MINT_RULES_MAX 9
 
 /* nbf is this far before the mint time, so a broker whose clock is behind ours (EMQX checks
  * nbf with no leeway) accepts a fresh token; the plugin allows the same skew the other way. */
@@ -33,6 +34,7 @@ static const char *const dollar_denies[] = {"$SYS/#", "$delayed/#", "$share/#", 
 
 struct mint_rule {
     const char *permission, *action;
+    bool retain; /* an allowed publish that may be retained (the live counts' only) */
     char topic[HB_ACL_TOPIC_MAX];
 };
 
@@ -44,8 +46,10 @@ static bool add_int(cJSON *obj, const char *name, int64_t v)
     return cJSON_AddRawToObject(obj, name, digits) != NULL;
 }
 
-/* One acl rule; an allowed publish says "retain": false, as EMQX allows retained publishes
- * on a rule that does not (the plugin refuses them whatever the rule says). */
+/* One acl rule; an allowed publish says "retain": false (EMQX allows retained publishes on a
+ * rule that does not say), or true for the live counts (the plugin refuses a retained publish
+ * on any other rule); the subscription to a device's live count says "retain": true (the
+ * plugin delivers retained messages only there). */
 static bool add_rule(cJSON *acl, const struct mint_rule *r)
 {
     cJSON *rule = cJSON_CreateObject();
@@ -56,7 +60,7 @@ static bool add_rule(cJSON *acl, const struct mint_rule *r)
     return cJSON_AddStringToObject(rule, "permission", r->permission) != NULL &&
            cJSON_AddStringToObject(rule, "action", r->action) != NULL &&
            cJSON_AddStringToObject(rule, "topic", r->topic) != NULL &&
-           (!publish || cJSON_AddFalseToObject(rule, "retain") != NULL);
+           ((!publish && !r->retain) || cJSON_AddBoolToObject(rule, "retain", r->retain) != NULL);
 }
 
 /* Appends a rule; topic is a printf format. The topics' parts are checked ids and prefixes,
@@ -71,6 +75,7 @@ static void push_rule(struct mint_rule *rules, size_t *n, const char *permission
     struct mint_rule *r = &rules[(*n)++];
     r->permission = permission;
     r->action = action;
+    r->retain = false;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->topic, sizeof(r->topic), fmt, ap);
@@ -91,13 +96,19 @@ static size_t mint_rules(const struct hb_token_request *req, const char *prefix,
             push_rule(rules, &n, "allow", "publish", "%s/%s/${clientid}", prefix, req->account);
         if (control != NULL && device != NULL)
             push_rule(rules, &n, "allow", "subscribe", "%s/%s/%s", control, req->account, device);
-        if (req->subscribe_topic != NULL)
+        if (req->subscribe_topic != NULL) {
             push_rule(rules, &n, "allow", "subscribe", "%s", req->subscribe_topic);
+            rules[n - 1].retain = true; /* a new subscriber sees the current count at once */
+        }
     } else {
         push_rule(rules, &n, "allow", "subscribe", "%s/+/+", prefix);
         push_rule(rules, &n, "allow", "subscribe", "$share/+/%s/+/+", prefix);
         if (control != NULL)
             push_rule(rules, &n, "allow", "publish", "%s/+/+", control);
+        if (req->live_prefix != NULL) {
+            push_rule(rules, &n, "allow", "publish", "%s/#", req->live_prefix);
+            rules[n - 1].retain = true;
+        }
     }
     for (size_t i = 0; i < sizeof(dollar_denies) / sizeof(dollar_denies[0]); i++)
         push_rule(rules, &n, "deny", "all", "%s", dollar_denies[i]);
@@ -119,6 +130,16 @@ static bool request_valid(const struct hb_token_request *req, const char *prefix
         hb_set_err(err, errlen,
                    "invalid control prefix '%.80s': a topic prefix other than the topic prefix",
                    req->control_prefix);
+        return false;
+    }
+    const char *live = req->live_prefix;
+    if (live != NULL &&
+        (device_role || !hb_topic_prefix_valid(live) || strcmp(live, prefix) == 0 ||
+         (req->control_prefix != NULL && strcmp(live, req->control_prefix) == 0))) {
+        hb_set_err(err, errlen,
+                   "invalid live prefix '%.80s': a consumer's topic prefix other than the topic "
+                   "and control prefixes",
+                   live);
         return false;
     }
     const char *extra = req->subscribe_topic;

@@ -24,6 +24,9 @@ struct hb_token_request {
      * subscribe to, or NULL. hb-api gives live/media/<media>, the retained live viewer count of
      * what the device plays. */
     const char *subscribe_topic;
+    /* Consumer role only: the live viewer counts' prefix L (consumer --live). The token may then
+     * publish retained on L/#, the only rule minted with "retain": true. NULL: none. */
+    const char *live_prefix;
 };
 
 /* Mints a token signed with key. Device tokens: sub = account, acl = [allow publish
@@ -35,7 +38,10 @@ struct hb_token_request {
  * allowed publish carries "retain": false. With control_prefix C (a valid topic prefix other
  * than the topic prefix), a pinned device token also gets allow subscribe C/<account>/<device>,
  * and a consumer token allow publish C/+/+, each just after its other allows. With
- * subscribe_topic T, a device token also gets allow subscribe T after those. Claims: sub, iat
+ * subscribe_topic T, a device token also gets allow subscribe T ("retain": true: retained
+ * messages are delivered there, nowhere else) after those. With live_prefix L
+ * (a valid topic prefix other than the topic and control prefixes), a consumer token gets allow
+ * publish L/# with "retain": true after its other allows. Claims: sub, iat
  * (now_s), nbf (now_s - 30), exp (now_s + ttl_s), jti (random, 128 bits), acl, role. Header:
  * alg, typ, kid. Returns a malloc'd token or NULL with a reason in err. */
 char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,

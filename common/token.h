@@ -13,7 +13,7 @@
 #include "ids.h"
 
 #define HB_TOKEN_MAX 4096  /* longest token accepted, bytes */
-#define HB_ACL_RULES_MAX 8 /* rules in one token's acl claim */
+#define HB_ACL_RULES_MAX 10 /* rules in one token's acl claim */
 #define HB_ACL_TOPIC_MAX 256
 #define HB_TOKEN_TTL_DEFAULT 1800 /* seconds */
 
@@ -26,6 +26,9 @@ enum hb_acl_action { HB_ACL_PUBLISH = 1, HB_ACL_SUBSCRIBE = 2, HB_ACL_ALL = 3, H
 struct hb_acl_rule {
     bool allow;
     enum hb_acl_action action;
+    /* The rule says "retain": true: a publish it allows may be retained, a subscription it
+     * allows may receive retained messages. */
+    bool retain;
     char topic[HB_ACL_TOPIC_MAX]; /* may contain + and # and ${clientid} / ${username} */
 };
 

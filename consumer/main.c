@@ -5,6 +5,7 @@
 #include "enforce.h"
 #include "heartbeat.h"
 #include "listen.h"
+#include "live.h"
 #include "log.h"
 #include "metrics.h"
 #include "playopts.h"
@@ -34,6 +35,9 @@ struct options {
     enum hb_log_level log_level;
     bool enforce;
     bool no_aggregates;
+    bool live;
+    const char *live_prefix;
+    long live_window_s, live_max_devices;
     struct hb_play_options play; /* shared with hb-api (common/playopts.h) */
 };
 
@@ -159,6 +163,35 @@ static const struct hb_option consumer_options[] = {
      HB_OPTION_FIELD(struct options, no_aggregates),
      .help = "do not keep the dashboard's aggregates (viewers, agents, play time,\n"
              "bitrate: README \"Dashboard\"; env HB_NO_AGGREGATES; default: kept)"},
+     .name = "live",
+     .env = "HB_LIVE",
+     HB_OPTION_FIELD(struct options, live),
+     .help = "publish live viewer counts, retained, on <live prefix>/media/<mediaId>\n"
+             "and <live prefix>/account/<account> (env HB_LIVE; default off)"},
+    {.type = HB_OPTION_STRING,
+     .name = "live-prefix",
+     .metavar = "P",
+     .def = LIVE_PREFIX_DEFAULT,
+     HB_OPTION_FIELD(struct options, live_prefix),
+     .help = "topic prefix of the live counts (default " LIVE_PREFIX_DEFAULT ")"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "live-window",
+     .metavar = "S",
+     .def = XSTR(LIVE_WINDOW_S_DEFAULT),
+     HB_OPTION_FIELD(struct options, live_window_s),
+     .min = 1,
+     .max = 3600,
+     .help = "a device is watching while its last heartbeat is this recent\n"
+             "(seconds, default " XSTR(LIVE_WINDOW_S_DEFAULT) ")"},
+    {.type = HB_OPTION_INTEGER,
+     .name = "live-max-devices",
+     .metavar = "N",
+     .def = XSTR(LIVE_MAX_DEVICES_DEFAULT),
+     HB_OPTION_FIELD(struct options, live_max_devices),
+     .min = 1,
+     .max = 100000000,
+     .help = "devices the live counts track at most; past it the least recently\n"
+             "seen is evicted and counted (default " XSTR(LIVE_MAX_DEVICES_DEFAULT) ")"},
 };
 
 /* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
@@ -195,6 +228,11 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
     }
     if (!hb_play_options_check(&o->play))
         return HB_OPTIONS_USAGE;
+    if (!hb_topic_prefix_valid(o->live_prefix) ||
+        strcmp(o->live_prefix, o->common.topic_prefix) == 0) {
+        HB_ERROR("--live-prefix '%s': a topic prefix other than the heartbeats'", o->live_prefix);
+        return HB_OPTIONS_USAGE;
+    }
     return HB_OPTIONS_RUN;
 }
 
@@ -309,9 +347,25 @@ int main(int argc, char **argv)
             goto out_queue;
         wcfg.enforce = &enforce;
     }
+    struct live live = {0};
+    char live_id[128];
+    snprintf(live_id, sizeof(live_id), "%s-live", o.client_id);
+    struct live_config lcfg = {
+        .prefix = o.live_prefix,
+        .window_ms = o.live_window_s * 1000,
+        .max_devices = (size_t)o.live_max_devices,
+        .control = o.enforce ? enforce.control : NULL, /* one publisher for stops and counts */
+        .control_cfg = ecfg.control,
+    };
+    lcfg.control_cfg.client_id = live_id;
+    if (o.live) {
+        if (!live_init(&live, &lcfg))
+            goto out_enforce;
+        wcfg.live = &live;
+    }
     struct writer writer;
     if (!writer_init(&writer, &wcfg, &queue, stats))
-        goto out_enforce;
+        goto out_live;
     if (!writer_start(&writer))
         goto out_writer;
     struct subscriber_config scfg = {
@@ -334,7 +388,7 @@ int main(int argc, char **argv)
         goto out_writer_running;
     struct metrics metrics = {0};
     if (o.metrics != NULL) {
-        struct metrics_sources src = {stats, &queue, sub};
+        struct metrics_sources src = {stats, &queue, sub, o.live ? &live : NULL};
         if (!metrics_start(&metrics, &src, (struct sockaddr *)&metrics_addr)) {
             HB_ERROR("--metrics: cannot listen on %s", o.metrics);
             goto out_subscriber;
@@ -354,6 +408,9 @@ int main(int argc, char **argv)
         HB_INFO("enforcing: default limit %ld, %s, grace %lds, stops to %s/<account>/<device>",
                 o.play.default_limit, hb_play_policy_name(o.play.default_policy),
                 o.play.grace_s, o.play.control_prefix);
+    if (o.live)
+        HB_INFO("live counts: window %lds, retained on %s/media/<media> and %s/account/<account>",
+                o.live_window_s, o.live_prefix, o.live_prefix);
 
     run(&o, &signals, sub, stats, &queue);
     rc = 0;
@@ -368,6 +425,8 @@ out_writer:
     writer_finish(&writer);
     if (rc == 0 && writer.dropped_at_stop > 0)
         rc = 3; /* stopped, but heartbeats were dropped: a supervisor must know */
+out_live:
+    live_finish(&live);
 out_enforce:
     enforce_finish(&enforce);
 out_queue:

@@ -39,6 +39,24 @@ static void label_value(FILE *f, const char *v)
     }
 }
 
+static void write_live(FILE *f, const struct live *l)
+{
+    gauge(f, "hb_consumer_live_devices", "Devices counted in the live viewer counts.",
+          atomic_load(&l->n_devices));
+    gauge(f, "hb_consumer_live_topics", "Live count topics tracked (media and accounts).",
+          atomic_load(&l->n_topics));
+    counter(f, "hb_consumer_live_publishes_total", "Live counts handed to the broker.",
+            atomic_load(&l->publishes));
+    counter(f, "hb_consumer_live_publish_failures_total",
+            "Live counts the broker connection refused (retried).",
+            atomic_load(&l->publish_failures));
+    counter(f, "hb_consumer_live_evictions_total",
+            "Devices dropped from the live counts at --live-max-devices.",
+            atomic_load(&l->evictions));
+    counter(f, "hb_consumer_live_dropped_total",
+            "Counts of 0 forgotten while the broker was unreachable.", atomic_load(&l->dropped));
+}
+
 /* A counter family labelled by the stop reason. */
 static void by_reason(FILE *f, const char *name, const char *help, const atomic_ullong *v)
 {
@@ -136,6 +154,8 @@ static void write_metrics(FILE *f, const struct metrics_sources *src)
     }
     if (atomic_load(&s->enforcing))
         write_enforce(f, s);
+    if (src->live != NULL)
+        write_live(f, src->live);
     fputs("# HELP hb_consumer_latency_seconds Receive time minus the payload's ts.\n"
           "# TYPE hb_consumer_latency_seconds histogram\n",
           f);

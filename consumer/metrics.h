@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "live.h"
 #include "queue.h"
 #include "stats.h"
 #include "subscriber.h"
@@ -14,6 +15,7 @@ struct metrics_sources {
     struct stats *stats;
     struct queue *queue;
     struct subscriber *subscriber;
+    struct live *live; /* --live, or NULL */
 };
 
 struct metrics {

@@ -20,6 +20,7 @@ struct queue_entry {
     struct hb_dash_agent agent; /* the dashboard's members; only read with aggregates on */
     char account[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1];
+    char media[HB_ID_MAX + 1]; /* the payload's "mediaId", or "" (live counts) */
 };
 
 struct queue {

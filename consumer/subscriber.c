@@ -115,6 +115,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         e.stopped = members.stopped;
         if (s->cfg.agents)
             hb_dash_agent_parse(m->payload, plen, &e.agent);
+        memcpy(e.media, members.media, sizeof(e.media));
         memcpy(e.account, hb.account, sizeof(e.account));
         memcpy(e.device, hb.device, sizeof(e.device));
         if (queue_push(s->queue, &e))

@@ -110,6 +110,8 @@ static void take_entry(struct writer *w, const struct queue_entry *e)
         enforce_note(w->cfg.enforce, e);
     if (w->cfg.aggregates)
         aggregates_note(&w->aggregates, e);
+    if (w->cfg.live != NULL)
+        live_note(w->cfg.live, e);
     if (!batch_add(&w->batch, e)) {
         HB_ERROR("writer: out of memory; dropping a heartbeat");
         atomic_fetch_add(&w->stats->dropped, 1);
@@ -408,6 +410,8 @@ static void *writer_main(void *arg)
             }
             for (size_t i = 0; i < n; i++)
                 take_entry(w, &w->entries[i]);
+            if (w->cfg.live != NULL)
+                live_tick(w->cfg.live, hb_now_ms());
             if (drained && !stopping) {
                 stopping = true;
                 stop_at = hb_monotonic_ms();

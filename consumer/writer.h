@@ -12,6 +12,7 @@
 #include "batch.h"
 #include "check.h"
 #include "enforce.h"
+#include "live.h"
 #include "log.h"
 #include "queue.h"
 #include "rcluster.h"
@@ -29,6 +30,7 @@ struct writer_config {
     const char *consumer_id; /* its field in that hash (the MQTT client id) */
     struct enforce *enforce; /* --enforce: borrowed, run after every written batch; or NULL */
     bool aggregates;         /* keep the dashboard's aggregates (consumer/aggregates.h) */
+    struct live *live;       /* --live: borrowed, fed every heartbeat taken; or NULL */
 };
 
 struct writer {

@@ -99,20 +99,38 @@ static bool rule_matches(const struct hb_acl_rule *rule, const char *client_id,
     return f != NULL && filter_covers(f, topic);
 }
 
+/* The first rule matching action on topic, or NULL (also for anything invalid). */
+static const struct hb_acl_rule *deciding_rule(const struct hb_token_claims *claims,
+                                               const char *client_id, const char *username,
+                                               enum hb_acl_action action, const char *topic)
+{
+    if (claims == NULL || topic == NULL)
+        return NULL;
+    if (action != HB_ACL_PUBLISH && action != HB_ACL_SUBSCRIBE && action != HB_ACL_READ)
+        return NULL;
+    if (!hb_topic_filter_valid(topic, action == HB_ACL_SUBSCRIBE, false))
+        return NULL;
+    if (claims->device[0] && (client_id == NULL || strcmp(client_id, claims->device) != 0))
+        return NULL;
+    for (size_t i = 0; i < claims->n_rules && i < HB_ACL_RULES_MAX; i++) {
+        if (rule_matches(&claims->rules[i], client_id, username, action, topic))
+            return &claims->rules[i];
+    }
+    return NULL;
+}
+
 bool hb_acl_allows(const struct hb_token_claims *claims, const char *client_id,
                    const char *username, enum hb_acl_action action, const char *topic)
 {
-    if (claims == NULL || topic == NULL)
+    const struct hb_acl_rule *r = deciding_rule(claims, client_id, username, action, topic);
+    return r != NULL && r->allow;
+}
+
+bool hb_acl_allows_retained(const struct hb_token_claims *claims, const char *client_id,
+                            const char *username, enum hb_acl_action action, const char *topic)
+{
+    if (action != HB_ACL_PUBLISH && action != HB_ACL_READ)
         return false;
-    if (action != HB_ACL_PUBLISH && action != HB_ACL_SUBSCRIBE && action != HB_ACL_READ)
-        return false;
-    if (!hb_topic_filter_valid(topic, action == HB_ACL_SUBSCRIBE, false))
-        return false;
-    if (claims->device[0] && (client_id == NULL || strcmp(client_id, claims->device) != 0))
-        return false;
-    for (size_t i = 0; i < claims->n_rules && i < HB_ACL_RULES_MAX; i++) {
-        if (rule_matches(&claims->rules[i], client_id, username, action, topic))
-            return claims->rules[i].allow;
-    }
-    return false;
+    const struct hb_acl_rule *r = deciding_rule(claims, client_id, username, action, topic);
+    return r != NULL && r->allow && r->retain;
 }

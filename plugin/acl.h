@@ -25,4 +25,10 @@
 bool hb_acl_allows(const struct hb_token_claims *claims, const char *client_id,
                    const char *username, enum hb_acl_action action, const char *topic);
 
+/* Whether the claims let this client publish (HB_ACL_PUBLISH) or receive (HB_ACL_READ) a
+ * RETAINED message on topic: the rule that decides hb_acl_allows for the same action allows it
+ * and says "retain": true. Any other action is denied. */
+bool hb_acl_allows_retained(const struct hb_token_claims *claims, const char *client_id,
+                            const char *username, enum hb_acl_action action, const char *topic);
+
 #endif

@@ -252,7 +252,9 @@ bool hb_auth_access(struct hb_auth *a, const struct mosquitto *client, const cha
     case HB_ACCESS_UNSUBSCRIBE:
         return true; /* dropping a subscription never grants anything */
     case HB_ACCESS_WRITE:
-        if (retain)
+        /* Retained only where the token's rule says "retain": true (the live counts). */
+        if (retain &&
+            !hb_acl_allows_retained(&s->claims, client_id, username, HB_ACL_PUBLISH, topic))
             return deny(a, client_id, access, topic, HB_AUTH_RETAINED);
         if (!own_heartbeat_topic(a, s, topic))
             return deny(a, client_id, access, topic, HB_AUTH_NOT_OWN_TOPIC);
@@ -262,8 +264,10 @@ bool hb_auth_access(struct hb_auth *a, const struct mosquitto *client, const cha
         allowed = hb_acl_allows(&s->claims, client_id, username, HB_ACL_SUBSCRIBE, topic);
         break;
     case HB_ACCESS_READ:
-        /* A retained heartbeat is old news replayed; none should exist, none is delivered. */
-        if (retain)
+        /* A retained heartbeat is old news replayed; none should exist, none is delivered. A
+         * retained message is delivered only where the subscribe rule says "retain": true (a
+         * device's live count). */
+        if (retain && !hb_acl_allows_retained(&s->claims, client_id, username, HB_ACL_READ, topic))
             return deny(a, client_id, access, topic, HB_AUTH_RETAINED);
         allowed = hb_acl_allows(&s->claims, client_id, username, HB_ACL_READ, topic);
         break;

@@ -360,6 +360,67 @@ static void test_consumer_token_subscribes_shared_and_reads_but_never_publishes(
     plugin_unload(ud);
 }
 
+/* Retained messages go only where a rule says "retain": true: a consumer token minted with a
+ * live prefix publishes retained counts there and nowhere else; a device receives retained
+ * messages only on its live-count subscription; every other token still refuses them. */
+static void test_retained_only_on_live_count_rules(void)
+{
+    broker_reset();
+    void *ud;
+    CHECK_INT(plugin_load(&ud, one_key), MOSQ_ERR_SUCCESS);
+    int64_t now = (int64_t)time(NULL);
+    struct hb_token_request creq = {.role = HB_ROLE_CONSUMER,
+                                    .topic_prefix = "hb",
+                                    .now_s = now,
+                                    .ttl_s = 600,
+                                    .control_prefix = "hb-ctl",
+                                    .live_prefix = "live"};
+    char *ct = mint_request(secret1, "k1", &creq);
+    struct mosquitto c = {.id = "hb-consumer-1", .username = "hb-consumer"};
+    CHECK_INT(connect_as(&c, ct), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "live/media/film-7", true), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "live/account/acctA", true), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "live/media/film-7", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb-ctl/acctA/dev1", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "hb/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_WRITE, "livex/media/film-7", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&c, MOSQ_ACL_READ, "hb/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    CHECK(logged("denied publish of 'hb-ctl/acctA/dev1' to client 'hb-consumer-1': retained"));
+    broker_disconnect(&c);
+    /* The same consumer without a live prefix: no retained publish at all. */
+    char *plain = mint_control(HB_ROLE_CONSUMER, NULL, NULL);
+    struct mosquitto p = {.id = "hb-consumer-2", .username = "hb-consumer"};
+    CHECK_INT(connect_as(&p, plain), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&p, MOSQ_ACL_WRITE, "live/media/film-7", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&p, MOSQ_ACL_WRITE, "live/media/film-7", false), MOSQ_ERR_ACL_DENIED);
+    broker_disconnect(&p);
+    /* A device of film-7 receives its retained count, and nothing else retained. */
+    struct hb_token_request dreq = {.role = HB_ROLE_DEVICE,
+                                    .account = "acctA",
+                                    .device = "dev1",
+                                    .topic_prefix = "hb",
+                                    .now_s = now,
+                                    .ttl_s = 600,
+                                    .control_prefix = "hb-ctl",
+                                    .subscribe_topic = "live/media/film-7"};
+    char *dt = mint_request(secret1, "k1", &dreq);
+    struct mosquitto d = {.id = "dev1", .username = "acctA"};
+    CHECK_INT(connect_as(&d, dt), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&d, MOSQ_ACL_SUBSCRIBE, "live/media/film-7", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&d, MOSQ_ACL_READ, "live/media/film-7", true), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&d, MOSQ_ACL_READ, "live/media/film-7", false), MOSQ_ERR_SUCCESS);
+    CHECK_INT(acl(&d, MOSQ_ACL_READ, "live/media/film-8", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&d, MOSQ_ACL_READ, "hb-ctl/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&d, MOSQ_ACL_WRITE, "live/media/film-7", true), MOSQ_ERR_ACL_DENIED);
+    CHECK_INT(acl(&d, MOSQ_ACL_WRITE, "hb/acctA/dev1", true), MOSQ_ERR_ACL_DENIED);
+    broker_disconnect(&d);
+    free(ct);
+    free(plain);
+    free(dt);
+    plugin_unload(ud);
+}
+
 static void test_device_with_control_prefix_subscribes_and_reads_only_its_own_control_topic(void)
 {
     broker_reset();
@@ -851,6 +912,7 @@ int main(void)
     RUN(test_sessions_offline_reader_kept_until_expiry_device_freed);
     RUN(test_sessions_expire_kicks_holders_only_and_reports_more);
     RUN(test_hostile_input_never_crashes);
+    RUN(test_retained_only_on_live_count_rules);
     fixtures_destroy();
     return TESTING_DONE();
 }

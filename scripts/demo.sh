@@ -49,6 +49,7 @@ mqtt_port=$(free_port)
 redis_port=$(free_port)
 metrics_port=$(free_port)
 api_port=$(free_port)
+ws_port=$(free_port)
 
 # A fresh HS256 key for this demo. mosquitto, started as root, drops to its own user before it
 # loads the plugin: give that user the key (group-readable) and its own copy of the plugin.
@@ -71,6 +72,8 @@ plugin_opt_key_file $key
 persistence false
 max_queued_messages 100000
 max_inflight_messages 1000
+listener $ws_port
+protocol websockets
 CONF
 mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --save '' \
@@ -85,17 +88,23 @@ export HB_INTERVAL=$INTERVAL
 # Admission settings shared by hb-api and the consumer (one environment serves both); the
 # simulated accounts stay under the default limit, the demo account gets its own below.
 export HB_DEFAULT_LIMIT=20 HB_HEARTBEAT_SECONDS=2
-# The consumer's credential allows subscribing to heartbeats and publishing stops.
+# The consumer's credential allows subscribing to heartbeats, publishing stops and publishing
+# the retained live viewer counts (--live).
 HB_MQTT_USERNAME=consumer \
-  HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer --control-prefix ctl) \
-  "$bin/consumer/hb-consumer" --enforce --stats-interval 5 --metrics "127.0.0.1:$metrics_port" \
+  HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer --control-prefix ctl \
+                     --live-prefix live) \
+  "$bin/consumer/hb-consumer" --enforce --live --stats-interval 5 --metrics "127.0.0.1:$metrics_port" \
   >"$work/consumer.log" 2>&1 & pids+=($!)
 consumer_pid=$!
 wait_for "the consumer to subscribe" grep -q "subscribed to" "$work/consumer.log"
 openssl rand -hex 24 >"$work/api-keys"
 "$bin/api/hb-api" --key "$key" --api-key-file "$work/api-keys" --listen "127.0.0.1:$api_port" \
+  --web-root "$(dirname "$bin")/web" --demo-backend --demo-mqtt-url "ws://127.0.0.1:$ws_port/" \
   >"$work/hb-api.log" 2>&1 & pids+=($!)
 wait_for "hb-api" curl -sf "http://127.0.0.1:$api_port/healthz"
+echo "open in a browser while the demo runs:"
+echo "  device page  http://127.0.0.1:$api_port/"
+echo "  dashboard    http://127.0.0.1:$api_port/dashboard"
 
 python3 -c 'import sys, time
 i = int(sys.argv[1]); now = time.time(); start = (now // i + 1) * i - 0.3

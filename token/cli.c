@@ -23,6 +23,7 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
 struct options {
     const char *key_file, *kid, *account, *device, *verify, *topic_prefix, *control_prefix;
+    const char *live_prefix;
     enum hb_token_role role;
     bool role_given;
     long ttl, max_ttl;
@@ -114,6 +115,12 @@ static const struct hb_option token_options[] = {
              "(with --device) may subscribe to its own, a consumer token may\n"
              "publish to P/+/+ (default: off)"},
     {.type = HB_OPTION_STRING,
+     .name = "live-prefix",
+     .metavar = "L",
+     HB_OPTION_FIELD(struct options, live_prefix),
+     .help = "consumer token: also allow publishing retained live viewer counts\n"
+             "on L/# (hb-consumer --live; default: off)"},
+    {.type = HB_OPTION_STRING,
      .name = "verify",
      .metavar = "TOKEN",
      HB_OPTION_FIELD(struct options, verify),
@@ -160,8 +167,8 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
             HB_ERROR("--verify takes no --account, --device, --role or --ttl");
             return HB_OPTIONS_USAGE;
         }
-        if (o->control_prefix) {
-            HB_ERROR("--verify takes no --control-prefix");
+        if (o->control_prefix || o->live_prefix) {
+            HB_ERROR("--verify takes no --control-prefix or --live-prefix");
             return HB_OPTIONS_USAGE;
         }
         return HB_OPTIONS_RUN;
@@ -176,6 +183,10 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
     if (o->control_prefix != NULL && o->role == HB_ROLE_DEVICE && o->device == NULL) {
         HB_ERROR("--control-prefix needs --device for a device token: the control topic names "
                  "the device");
+        return HB_OPTIONS_USAGE;
+    }
+    if (o->live_prefix != NULL && o->role != HB_ROLE_CONSUMER) {
+        HB_ERROR("--live-prefix is for a consumer token (--role consumer)");
         return HB_OPTIONS_USAGE;
     }
     if (o->role == HB_ROLE_CONSUMER && (o->account || o->device)) {
@@ -206,6 +217,7 @@ static int mint(const struct options *o, const struct hb_key *key)
         .now_s = hb_now_ms() / 1000,
         .ttl_s = o->ttl,
         .control_prefix = o->control_prefix,
+        .live_prefix = o->live_prefix,
     };
     char err[256];
     char *token = hb_token_mint(key, &req, err, sizeof(err));

@@ -51,14 +51,21 @@ class Stack:
             self.broker = env.mosquitto(config=conf, env=sanitizer_env())
         else:  # anonymous: tokens are ignored, anything may be published
             self.broker = env.mosquitto(extra_conf=ws)
+        # The consumer enforces at ingest (a stop heartbeat frees the slot) and, through the
+        # plugin, publishes the live counts: its token may publish stops and retained counts.
         _, token, _ = env.run("token/hb-token", "--key", self.key, "--role", "consumer",
-                              "--ttl", "3600", check_rc=0)
+                              "--ttl", "3600", "--control-prefix", "ctl",
+                              "--live-prefix", "live", check_rc=0)
+        play = ["--default-limit", str(limit), "--default-policy", policy,
+                "--heartbeat-seconds", str(HEARTBEAT), "--grace-seconds", "120"]
+        # On the anonymous broker the test publishes the counts itself.
+        live = ["--live"] if plugin else []
         self.consumer = env.consumer([self.broker], self.redis, INTERVAL, extra=[
             "--client-id", "hb-consumer-browser", "--username", "hb-consumer",
-            "--password", token.strip()])
-        extra = ["--default-limit", str(limit), "--default-policy", policy,
-                 "--heartbeat-seconds", str(HEARTBEAT), "--grace-seconds", "120",
-                 "--interval", str(INTERVAL),
+            "--password", token.strip(), "--enforce", *live, *play])
+        wait_until(lambda: self.consumer.metrics().get("hb_consumer_control_connected") == 1,
+                   20, "the consumer's stop publisher to connect")
+        extra = [*play, "--interval", str(INTERVAL),
                  "--web-root", WEB, *(["--demo-backend"] if demo else []),
                  "--demo-mqtt-url", f"ws://127.0.0.1:{self.ws_port}/"]
         if token_ttl:
@@ -221,7 +228,7 @@ def closing_a_tab_sends_a_stop_heartbeat_and_frees_its_slot(env):
 
 
 def closing_a_tab_frees_its_slot_by_the_stop_heartbeat_alone(env):
-    """Needs the consumer's ingest of stop heartbeats (another change): no DELETE backup."""
+    """The consumer (--enforce) frees the slot on the stop heartbeat: no DELETE backup."""
     s = Stack(env, limit=2)
     ev = s.drive("close_tab", "acct-close2", backup_delete=False)
     closed = ev["closed"]["t"]
@@ -253,10 +260,14 @@ def live_count_from_the_retained_topic_is_shown(env):
 
 
 def live_count_equals_the_playing_devices(env):
-    """Needs the consumer's live counts and a plugin that lets them through (other changes):
-    two pages of one media, both show "2 watching now"."""
+    """Through the real plugin broker: two pages of one media show "2 watching now", the
+    consumer's retained count of the two playing devices, and the account's count is 2 too."""
     s = Stack(env, limit=3)
     s.drive("live_count", "acct-live2", media="film-7", pages=2, expect=[2])
+    m = s.consumer.metrics()
+    check_eq(m.get("hb_consumer_live_devices"), 2, "devices in the live counts")
+    check_eq(m.get("hb_consumer_live_topics"), 2, "live topics (one media, one account)")
+    check(m.get("hb_consumer_live_publishes_total", 0) >= 2, "counts published")
 
 
 # ---- without a browser: what hb-api serves and refuses ----------------------------------------

@@ -367,6 +367,51 @@ static void test_hs256_device_token_round_trip(void)
 
 /* The device page's token: its own control topic and the live count of what it plays, both
  * subscribe-only and before the closing deny; nothing else widens. */
+static void check_emqx_rules(const char *token, bool pinned);
+
+/* A consumer token with a live prefix publishes retained on it: one more rule, after the
+ * control rule, the only one with "retain": true. */
+static void test_consumer_live_prefix_adds_one_retained_rule(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "k1", "secret1");
+    struct hb_token_request req = {.role = HB_ROLE_CONSUMER,
+                                   .now_s = T0,
+                                   .ttl_s = 60,
+                                   .control_prefix = "ctl",
+                                   .live_prefix = "live"};
+    char err[256];
+    char *t = hb_token_mint(&ring.keys[0], &req, err, sizeof(err));
+    CHECK(t != NULL);
+    struct hb_token_claims c;
+    CHECK_INT(hb_token_verify(&ring, t, strlen(t), T0 + 1, &c), HB_TOKEN_OK);
+    CHECK_INT((long)c.n_rules, 9);
+    check_rule(&c.rules[2], true, HB_ACL_PUBLISH, "ctl/+/+");
+    check_rule(&c.rules[3], true, HB_ACL_PUBLISH, "live/#");
+    check_closing(&c, 4);
+    for (size_t i = 0; i < c.n_rules; i++)
+        CHECK(c.rules[i].retain == (i == 3));
+    CHECK(hb_acl_allows(&c, "hb-consumer", "consumer", HB_ACL_PUBLISH, "live/media/film-7"));
+    check_emqx_rules(t, false);
+    free(t);
+    /* Refused: a device's, the topic prefix, the control prefix, not a prefix. */
+    static const char *const bad[] = {"hb", "ctl", "live/+", "", "a b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        req.live_prefix = bad[i];
+        CHECK(hb_token_mint(&ring.keys[0], &req, err, sizeof(err)) == NULL);
+        CHECK(strstr(err, "live prefix") != NULL);
+    }
+    struct hb_token_request dev = {.role = HB_ROLE_DEVICE,
+                                   .account = "acct",
+                                   .device = "tab-1",
+                                   .now_s = T0,
+                                   .ttl_s = 60,
+                                   .live_prefix = "live"};
+    CHECK(hb_token_mint(&ring.keys[0], &dev, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "live prefix") != NULL);
+    hb_keyring_finish(&ring);
+}
+
 static void test_device_token_may_subscribe_to_its_live_count(void)
 {
     struct hb_keyring ring;
@@ -387,6 +432,10 @@ static void test_device_token_may_subscribe_to_its_live_count(void)
     check_rule(&c.rules[1], true, HB_ACL_SUBSCRIBE, "ctl/acct/tab-1");
     check_rule(&c.rules[2], true, HB_ACL_SUBSCRIBE, "live/media/film-7");
     check_closing(&c, 3);
+    /* Only the live count's subscription receives retained messages. */
+    CHECK(!c.rules[0].retain && !c.rules[1].retain && c.rules[2].retain);
+    CHECK(!c.rules[3].retain);
+    check_emqx_rules(t, true);
     CHECK(hb_acl_allows(&c, "tab-1", "acct", HB_ACL_SUBSCRIBE, "live/media/film-7"));
     CHECK(hb_acl_allows(&c, "tab-1", "acct", HB_ACL_READ, "live/media/film-7"));
     CHECK(!hb_acl_allows(&c, "tab-1", "acct", HB_ACL_SUBSCRIBE, "live/media/film-8"));
@@ -532,7 +581,8 @@ static void test_control_prefix_adds_exactly_one_rule_before_the_deny(void)
 }
 
 /* Decodes a minted token's claims as EMQX reads them: every allowed publish says
- * "retain": false, no other rule carries a retain field, and a pinned token has no
+ * "retain": false but the live counts' ("live/#", true), no other rule carries a retain field
+ * but a device's live-count subscription (true), and a pinned token has no
  * placeholder left (EMQX substitutes ${clientid} unchecked). */
 static void check_emqx_rules(const char *token, bool pinned)
 {
@@ -552,8 +602,12 @@ static void check_emqx_rules(const char *token, bool pinned)
         const char *action = cJSON_GetObjectItemCaseSensitive(rule, "action")->valuestring;
         const char *topic = cJSON_GetObjectItemCaseSensitive(rule, "topic")->valuestring;
         const cJSON *retain = cJSON_GetObjectItemCaseSensitive(rule, "retain");
+        bool live = strncmp(topic, "live/", 5) == 0;
         if (strcmp(perm, "allow") == 0 && strcmp(action, "publish") == 0)
-            CHECK(cJSON_IsFalse(retain));
+            CHECK(live ? strcmp(topic, "live/#") == 0 && cJSON_IsTrue(retain)
+                       : cJSON_IsFalse(retain));
+        else if (live && strcmp(perm, "allow") == 0 && strcmp(action, "subscribe") == 0)
+            CHECK(cJSON_IsTrue(retain));
         else
             CHECK(retain == NULL);
         if (pinned)
@@ -1060,6 +1114,7 @@ int main(void)
     RUN(test_hs256_device_token_round_trip);
     RUN(test_es256_round_trip_public_key_verifies);
     RUN(test_device_token_may_subscribe_to_its_live_count);
+    RUN(test_consumer_live_prefix_adds_one_retained_rule);
     RUN(test_consumer_token_and_topic_prefix);
     RUN(test_mint_refuses_bad_requests);
     RUN(test_control_prefix_adds_exactly_one_rule_before_the_deny);
