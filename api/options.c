@@ -28,7 +28,11 @@ enum {
 };
 
 static const struct option long_options[] = {
-    HB_CONFIG_LONG_OPTIONS,
+    /* The shared options (common/config.h), by their HB_OPT_ codes. */
+    {"broker", required_argument, NULL, HB_OPT_BROKER},
+    {"redis", required_argument, NULL, HB_OPT_REDIS},
+    {"interval", required_argument, NULL, HB_OPT_INTERVAL},
+    {"topic-prefix", required_argument, NULL, HB_OPT_TOPIC_PREFIX},
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"key", required_argument, NULL, OPT_KEY},
     {"kid", required_argument, NULL, OPT_KID},
@@ -92,6 +96,13 @@ static const char usage[] =
     "  --threads N              HTTP threads (default 4)\n"
     "  --max-connections N      concurrent connections (default 1024)\n"
     ;
+static const char shared_help[] =
+    "  --broker URI             broker for stops (env HB_BROKER; none: no stops)\n"
+    "  --redis URI              redis://[[user]:password@]host[:port][/db] or unix:///path\n"
+    "                           (env HB_REDIS, default redis://127.0.0.1:6379)\n"
+    "  --interval S             interval of hb-check's counts (env HB_INTERVAL, default 60)\n"
+    "  --topic-prefix P         heartbeat topics of device tokens (env HB_TOPIC_PREFIX,\n"
+    "                           default hb)\n";
 static const char usage_tail[] =
     "  -h, --help               show this help\n"
     "  -V, --version            show the version\n\n"
@@ -189,7 +200,7 @@ int api_options_parse(struct api_options *o, int argc, char **argv)
         }
         if (opt == 'h') {
             fputs(usage, stdout);
-            fputs(hb_config_help, stdout);
+            fputs(shared_help, stdout);
             fputs(usage_tail, stdout);
             return 1;
         }
