@@ -317,7 +317,7 @@ class Admission:
                               "functions": picked,
                               "top": funcs[:25]}
         with open(os.path.join(self.args.out, f"callgrind-{alg}.txt"), "w") as f:
-            f.write(ann)
+            f.write("\n".join(ann.splitlines()[:300]) + "\n")  # the top of it
 
 
 # ----- reporting ----------------------------------------------------------------------------
