@@ -448,8 +448,9 @@ def profile_md(a):
         if "error" in p:
             out.append(f"- {alg.upper()}: {p['error']}")
             continue
-        out.append(f"**hb-api, {alg.upper()}**: `valgrind --tool=callgrind` for {p['requests']:,}"
-                   f" admissions (hb-admitload, 4 connections): {p['per_request_ir']:,.0f} instructions"
+        out.append(f"**hb-api, {alg.upper()}**: `valgrind --tool=callgrind` for "
+                   f"{p['requests']:,} admissions (hb-admitload, 4 connections): "
+                   f"{p['per_request_ir']:,.0f} instructions"
                    " per request in hb-api (user space only: the kernel's TCP and the access "
                    "log's write are not counted; start-up is spread over the requests).")
         out.append("")

@@ -4,12 +4,12 @@
  * end of its response, so a server that falls behind shows its queueing in the percentiles
  * (no coordinated omission). One epoll loop, keep-alive connections, at most one request in
  * flight per connection; a due request with no idle connection waits and its wait counts. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,8 +85,8 @@ static void conn_send(struct load *l, struct conn *c, int64_t due_ns)
 {
     char body[128];
     unsigned a = 1 + next_rand(l) % (unsigned)l->accounts;
-    unsigned d = next_rand(l) % 100 < 95 ? 1 + next_rand(l) % (unsigned)l->limit
-                                         : 101 + next_rand(l) % 1000;
+    unsigned d =
+        next_rand(l) % 100 < 95 ? 1 + next_rand(l) % (unsigned)l->limit : 101 + next_rand(l) % 1000;
     int blen = snprintf(body, sizeof(body), "{\"account\":\"acct%u\",\"device\":\"dev%u\"}", a, d);
     int n = snprintf(c->out, sizeof(c->out),
                      "POST /v1/plays HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
@@ -202,13 +202,13 @@ static int run(struct load *l)
             deadline = t + (int64_t)(l->drain_s * 1e9);
         if (deadline != 0 && t > deadline)
             break;
-        int64_t wait_ns = next < total ? start + (int64_t)((double)next * 1e9 / l->rate) - t
-                                       : 1000000;
+        int64_t wait_ns =
+            next < total ? start + (int64_t)((double)next * 1e9 / l->rate) - t : 1000000;
         if (wait_ns < 0)
             wait_ns = 0;
         struct timespec ts = {.tv_sec = wait_ns / 1000000000, .tv_nsec = wait_ns % 1000000000};
-        int n = epoll_pwait2(l->ep, evs, 64, next < due ? &(struct timespec){0, 200000} : &ts,
-                             NULL);
+        int n =
+            epoll_pwait2(l->ep, evs, 64, next < due ? &(struct timespec){0, 200000} : &ts, NULL);
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             if (evs[i].events & EPOLLOUT && c->out_off < c->out_len) {
@@ -254,31 +254,66 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    struct load l = {.host = "127.0.0.1", .connections = 64, .accounts = 100000, .limit = 3,
-                     .rate = 20000, .duration_s = 10, .drain_s = 10};
+    struct load l = {.host = "127.0.0.1",
+                     .connections = 64,
+                     .accounts = 100000,
+                     .limit = 3,
+                     .rate = 20000,
+                     .duration_s = 10,
+                     .drain_s = 10};
     static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},       {"port", required_argument, NULL, 'p'},
-        {"api-key", required_argument, NULL, 'k'},    {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'},   {"count", required_argument, NULL, 'n'},
-        {"connections", required_argument, NULL, 'c'}, {"accounts", required_argument, NULL, 'a'},
-        {"limit", required_argument, NULL, 'l'},      {"drain", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"api-key", required_argument, NULL, 'k'},
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'n'},
+        {"connections", required_argument, NULL, 'c'},
+        {"accounts", required_argument, NULL, 'a'},
+        {"limit", required_argument, NULL, 'l'},
+        {"drain", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'H': l.host = optarg; break;
-        case 'p': l.port = atoi(optarg); break;
-        case 'k': l.api_key = optarg; break;
-        case 'r': l.rate = atof(optarg); break;
-        case 'd': l.duration_s = atof(optarg); break;
-        case 'n': l.count = atol(optarg); break;
-        case 'c': l.connections = atoi(optarg); break;
-        case 'a': l.accounts = atoi(optarg); break;
-        case 'l': l.limit = atoi(optarg); break;
-        case 'D': l.drain_s = atof(optarg); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'H':
+            l.host = optarg;
+            break;
+        case 'p':
+            l.port = atoi(optarg);
+            break;
+        case 'k':
+            l.api_key = optarg;
+            break;
+        case 'r':
+            l.rate = atof(optarg);
+            break;
+        case 'd':
+            l.duration_s = atof(optarg);
+            break;
+        case 'n':
+            l.count = atol(optarg);
+            break;
+        case 'c':
+            l.connections = atoi(optarg);
+            break;
+        case 'a':
+            l.accounts = atoi(optarg);
+            break;
+        case 'l':
+            l.limit = atoi(optarg);
+            break;
+        case 'D':
+            l.drain_s = atof(optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (l.port <= 0 || l.api_key == NULL || strlen(l.api_key) > 200 || l.rate <= 0 ||

@@ -32,7 +32,10 @@ die() {
 
 # --- what must be installed ---------------------------------------------------------------
 what=${1:-all}
-case $what in all | pipeline | admission) ;; *) die "usage: bash bench/run.sh [all|pipeline|admission]" ;; esac
+case $what in
+    all | pipeline | admission) ;;
+    *) die "usage: bash bench/run.sh [all|pipeline|admission]" ;;
+esac
 # The project's own packages first (as the demo does), then the benchmark's: a command that is
 # missing is installed from Debian (node and npm only when absent: a newer Node.js may be there).
 bash "$root/scripts/deps.sh" || die "cannot install the project's packages (scripts/deps.sh)"
