@@ -1243,17 +1243,23 @@ def profile_md(b):
 NO_PROFILE = "Not profiled in this run (BENCH_PROFILE_RATE=0 or perf missing)."
 NOTES_BEGIN = "<!-- notes:begin (kept by bench/bench.py across runs) -->"
 NOTES_END = "<!-- notes:end -->"
+ADMISSION_BEGIN = "<!-- admission:begin"
+ADMISSION_END = "<!-- admission:end -->"
 
 
 def benchmarks_md(b, stamp, results, conditions):
     m = b.machine
     path = os.path.join(SOURCE, "BENCHMARKS.md")
     notes = f"{NOTES_BEGIN}\n{NOTES_END}"
+    admission = ""  # bench/admission.py's section, kept as it is
     if os.path.exists(path):
         text = open(path).read()
         i, j = text.find(NOTES_BEGIN), text.find(NOTES_END)
         if i >= 0 and j > i:
             notes = text[i:j + len(NOTES_END)]
+        i, j = text.find(ADMISSION_BEGIN), text.find(ADMISSION_END)
+        if i >= 0 and j > i:
+            admission = text[i:j + len(ADMISSION_END)] + "\n\n"
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     return f"""# Benchmarks
 
@@ -1287,7 +1293,7 @@ from the run of **{stamp}**, whose raw files are in `bench/results/{stamp}/` and
 ## Profile
 
 {profile_md(b) if b.profiles else NO_PROFILE}
-## Notes
+{admission}## Notes
 
 {notes}
 """

@@ -4,14 +4,19 @@
 # Python and Node.js peers and the simulator in one run. Results go to
 # bench/results/<UTC timestamp>/; a full run also rewrites BENCHMARKS.md and bench/latest/.
 #
-#   bash bench/run.sh                 full run (~10-15 min)
+#   bash bench/run.sh                 full run (~10-15 min), then the admission benchmark
+#   bash bench/run.sh pipeline        the heartbeat pipeline only
+#   bash bench/run.sh admission       the admission benchmark only (bench/admission.py, ~12 min):
+#                                     hb-api vs a Node.js peer vs redis-benchmark, wrk, one Redis
 #   BENCH_QUICK=1 bash bench/run.sh   smoke run (~2-3 min), does not touch BENCHMARKS.md
 #
 # Environment: HB_BUILD_DIR (default build), BENCH_RATES (e.g. 5000,40000), BENCH_SUBJECTS
 # (consumer,floor,python,node), BENCH_DURATION (seconds per step), BENCH_SIM_DEVICES,
 # BENCH_PROFILE_RATE (0 = no perf profile), BENCH_REPEAT (runs of consumer and floor per rate),
 # BENCH_CONSUMER_ARGS (extra hb-consumer options, to compare settings), BENCH_WRITE_DOCS (1/0),
-# BENCH_MAX_LOAD (wait for the load average to drop below this first, default 1.0; 0 = don't).
+# BENCH_MAX_LOAD (wait for the load average to drop below this first, default 1.0; 0 = don't),
+# BENCH_ADMISSION_ARGS (extra bench/admission.py options, e.g. "--rounds 1 --algs hs256").
+# Missing Debian packages (the project's, gnuplot, wrk, redis-tools, valgrind) are installed.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,38 +31,42 @@ die() {
 }
 
 # --- what must be installed ---------------------------------------------------------------
-# scripts/deps.sh installs the build's packages; this adds the benchmark's own, each only when
-# its command is missing (Node.js may come with its own npm from elsewhere).
+what=${1:-all}
+case $what in
+    all | pipeline | admission) ;;
+    *) die "usage: bash bench/run.sh [all|pipeline|admission]" ;;
+esac
+# scripts/deps.sh installs the build's packages and the benchmark's own, each only when its
+# command is missing (Node.js may come with its own npm from elsewhere).
 extra=()
-command -v gnuplot >/dev/null || extra+=(gnuplot-nox)
-command -v node >/dev/null || extra+=(nodejs)
-command -v npm >/dev/null || extra+=(npm)
+declare -A package_of=([gnuplot]=gnuplot-nox [wrk]=wrk [redis-benchmark]=redis-tools
+    [valgrind]=valgrind [callgrind_annotate]=valgrind [node]=nodejs [npm]=npm)
+for cmd in "${!package_of[@]}"; do
+    command -v "$cmd" >/dev/null || extra+=("${package_of[$cmd]}")
+done
 /usr/bin/python3 -c 'import redis' 2>/dev/null || extra+=(python3-redis)
 bash "$root/scripts/deps.sh" "${extra[@]}" || die "could not install what it needs (see above)"
 missing=()
-for cmd in mosquitto mosquitto_pub mosquitto_sub redis-server gnuplot node npm cc meson ninja; do
+for cmd in mosquitto mosquitto_pub mosquitto_sub redis-server redis-benchmark gnuplot wrk node \
+    npm cc meson ninja openssl; do
     command -v "$cmd" >/dev/null || missing+=("$cmd")
 done
 /usr/bin/python3 -c 'import paho.mqtt.client, redis' 2>/dev/null || missing+=("python3 modules")
-if ((${#missing[@]})); then
-    die "missing: ${missing[*]}
-  apt-get install mosquitto mosquitto-clients redis-server gnuplot-nox nodejs npm \\
-      python3-paho-mqtt python3-redis build-essential meson ninja-build \\
-      libpaho-mqtt-dev libmosquitto-dev libhiredis-dev libcjson-dev uthash-dev"
-fi
+((${#missing[@]} == 0)) || die "still missing after installing: ${missing[*]}"
 
 # --- the programs under test --------------------------------------------------------------
 if [[ ! -f $build/build.ninja ]]; then
     echo "bench: configuring $build" >&2
     meson setup "$build" "$root" >/dev/null
 fi
-ninja -C "$build" consumer/hb-consumer checker/hb-check publisher-sim/hb-sim >/dev/null ||
+ninja -C "$build" consumer/hb-consumer checker/hb-check publisher-sim/hb-sim api/hb-api >/dev/null ||
     die "cannot build in $build; try HB_BUILD_DIR=build-bench bash bench/run.sh"
 
 # The generator and the floor: from the project build once the root meson.build includes
 # bench/, otherwise compiled here with the same flags that matter.
 if grep -q 'bench/hb-loadgen:' "$build/build.ninja"; then
-    ninja -C "$build" bench/hb-loadgen bench/hb-nullsub >/dev/null || die "cannot build bench/"
+    ninja -C "$build" bench/hb-loadgen bench/hb-nullsub bench/hb-admitload bench/hb-admit-script \
+        >/dev/null || die "cannot build bench/"
     tools=$build/bench
 else
     tools=$build/bench-standalone
@@ -87,20 +96,37 @@ fi
 
 # --- the run ------------------------------------------------------------------------------
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$here/results/$stamp
-args=(--build "$build" --tools "$tools" --out "$out")
-if [[ $quick == 1 ]]; then
-    args+=(--mode quick --rates "${BENCH_RATES:-10000,40000}" --duration "${BENCH_DURATION:-4}"
-        --warmup 1 --drain-timeout 30 --ceiling-count 250000 --repeat "${BENCH_REPEAT:-1}"
-        --sim-devices "${BENCH_SIM_DEVICES:-2000}" --sim-hold 3
-        --profile-rate "${BENCH_PROFILE_RATE:-0}")
-    [[ ${BENCH_WRITE_DOCS:-0} == 1 ]] && args+=(--write-docs)
-else
-    args+=(--mode full --rates "${BENCH_RATES:-5000,10000,20000,40000,50000,60000,70000,80000}"
-        --duration "${BENCH_DURATION:-10}" --repeat "${BENCH_REPEAT:-3}"
-        --sim-devices "${BENCH_SIM_DEVICES:-10000}" --profile-rate "${BENCH_PROFILE_RATE:-40000}")
-    [[ ${BENCH_WRITE_DOCS:-1} == 1 ]] && args+=(--write-docs)
+if [[ $what != admission ]]; then
+    out=$here/results/$stamp
+    args=(--build "$build" --tools "$tools" --out "$out")
+    if [[ $quick == 1 ]]; then
+        args+=(--mode quick --rates "${BENCH_RATES:-10000,40000}" --duration "${BENCH_DURATION:-4}"
+            --warmup 1 --drain-timeout 30 --ceiling-count 250000 --repeat "${BENCH_REPEAT:-1}"
+            --sim-devices "${BENCH_SIM_DEVICES:-2000}" --sim-hold 3
+            --profile-rate "${BENCH_PROFILE_RATE:-0}")
+        [[ ${BENCH_WRITE_DOCS:-0} == 1 ]] && args+=(--write-docs)
+    else
+        args+=(--mode full --rates "${BENCH_RATES:-5000,10000,20000,40000,50000,60000,70000,80000}"
+            --duration "${BENCH_DURATION:-10}" --repeat "${BENCH_REPEAT:-3}"
+            --sim-devices "${BENCH_SIM_DEVICES:-10000}" --profile-rate "${BENCH_PROFILE_RATE:-40000}")
+        [[ ${BENCH_WRITE_DOCS:-1} == 1 ]] && args+=(--write-docs)
+    fi
+    [[ -n ${BENCH_SUBJECTS:-} ]] && args+=(--subjects "$BENCH_SUBJECTS")
+    [[ -n ${BENCH_CONSUMER_ARGS:-} ]] && args+=(--consumer-args "$BENCH_CONSUMER_ARGS")
+    /usr/bin/python3 "$here/bench.py" "${args[@]}"
 fi
-[[ -n ${BENCH_SUBJECTS:-} ]] && args+=(--subjects "$BENCH_SUBJECTS")
-[[ -n ${BENCH_CONSUMER_ARGS:-} ]] && args+=(--consumer-args "$BENCH_CONSUMER_ARGS")
-exec /usr/bin/python3 "$here/bench.py" "${args[@]}"
+if [[ $what != pipeline ]]; then
+    [[ -x $build/bench/hb-admit-script && -x $build/bench/hb-admitload ]] ||
+        die "the admission benchmark needs bench/ in the meson build ($build/bench/hb-admitload)"
+    args=(--build "$build" --out "$here/results/admission-$stamp")
+    if [[ $quick == 1 ]]; then
+        args+=(--rounds 1 --duration "${BENCH_DURATION:-4}" --ceiling-count 50000
+            --profile-requests 0)
+        [[ ${BENCH_WRITE_DOCS:-0} == 1 ]] && args+=(--write-docs)
+    else
+        args+=(--duration "${BENCH_DURATION:-10}")
+        [[ ${BENCH_WRITE_DOCS:-1} == 1 ]] && args+=(--write-docs)
+    fi
+    # shellcheck disable=SC2086 # extra options are words
+    /usr/bin/python3 "$here/admission.py" "${args[@]}" ${BENCH_ADMISSION_ARGS:-}
+fi

@@ -257,6 +257,11 @@ const char *hb_admit_decision_name(enum hb_admit_decision d)
     return "?";
 }
 
+const char *hb_plays_admit_script(void)
+{
+    return admit_lua;
+}
+
 static bool decision_parse(const char *s, enum hb_admit_decision *out)
 {
     for (int d = HB_ADMIT_OK; d <= HB_ADMIT_GROUP_LIMIT; d++) {

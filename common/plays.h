@@ -95,6 +95,11 @@ int hb_plays_admit(struct rcluster *c, const struct hb_plays_config *cfg, const 
                    const char *device, const char *group, const char *media, int64_t now_ms,
                    struct hb_admission *out, char *err, size_t errlen);
 
+/* The text of the script hb_plays_admit runs (KEYS: plays key, limits key; ARGV: device, group,
+ * media, now ms or 0, grace ms, default limit, default policy), for tools that run the same
+ * atomic step themselves (the benchmark's Node.js peer and redis-benchmark). Static. */
+const char *hb_plays_admit_script(void);
+
 /* Frees device's slot at once. Returns 1 when it was active, 0 when not, -1 with a reason. */
 int hb_plays_release(struct rcluster *c, const char *account, const char *device, char *err,
                      size_t errlen);

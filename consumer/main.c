@@ -163,6 +163,7 @@ static const struct hb_option consumer_options[] = {
      HB_OPTION_FIELD(struct options, no_aggregates),
      .help = "do not keep the dashboard's aggregates (viewers, agents, play time,\n"
              "bitrate: README \"Dashboard\"; env HB_NO_AGGREGATES; default: kept)"},
+    {.type = HB_OPTION_FLAG,
      .name = "live",
      .env = "HB_LIVE",
      HB_OPTION_FIELD(struct options, live),
