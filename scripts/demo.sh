@@ -90,19 +90,22 @@ export HB_INTERVAL=$INTERVAL
 export HB_DEFAULT_LIMIT=20 HB_HEARTBEAT_SECONDS=2
 # The consumer's credential allows subscribing to heartbeats, publishing stops and publishing
 # the retained live viewer counts (--live).
-HB_MQTT_USERNAME=consumer \
-  HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer --control-prefix ctl \
-                     --live-prefix live) \
-  "$bin/consumer/hb-consumer" --enforce --live --stats-interval 5 --metrics "127.0.0.1:$metrics_port" \
-  >"$work/consumer.log" 2>&1 & pids+=($!)
-consumer_pid=$!
-wait_for "the consumer to subscribe" grep -q "subscribed to" "$work/consumer.log"
+start_consumer() { # log file
+  HB_MQTT_USERNAME=consumer \
+    HB_MQTT_PASSWORD=$("$bin/token/hb-token" --key "$key" --role consumer --control-prefix ctl \
+                       --live-prefix live) \
+    "$bin/consumer/hb-consumer" --enforce --live --stats-interval 5 \
+    --metrics "127.0.0.1:$metrics_port" >"$1" 2>&1 & pids+=($!)
+  consumer_pid=$!
+  wait_for "the consumer to subscribe" grep -q "subscribed to" "$1"
+}
+start_consumer "$work/consumer.log"
 openssl rand -hex 24 >"$work/api-keys"
 "$bin/api/hb-api" --key "$key" --api-key-file "$work/api-keys" --listen "127.0.0.1:$api_port" \
   --web-root "$(dirname "$bin")/web" --demo-backend --demo-mqtt-url "ws://127.0.0.1:$ws_port/" \
   >"$work/hb-api.log" 2>&1 & pids+=($!)
 wait_for "hb-api" curl -sf "http://127.0.0.1:$api_port/healthz"
-echo "open in a browser while the demo runs:"
+echo "open in a browser while the demo runs (DEMO_KEEP=1 keeps it running afterwards):"
 echo "  device page  http://127.0.0.1:$api_port/"
 echo "  dashboard    http://127.0.0.1:$api_port/dashboard"
 
@@ -219,4 +222,14 @@ else
   echo "demo: counts differ from the truth (see above)"
 fi
 [ $status -ne 0 ] || status=$limit_status
+# DEMO_KEEP=1: leave the servers running (the consumer again) to try the pages by hand.
+if [ "${DEMO_KEEP:-0}" = 1 ]; then
+  start_consumer "$work/consumer-kept.log"
+  echo
+  echo "kept running until Ctrl-C; open in a browser:"
+  echo "  device page  http://127.0.0.1:$api_port/   (a second tab is a second device)"
+  echo "  dashboard    http://127.0.0.1:$api_port/dashboard"
+  trap 'exit $status' INT TERM
+  while :; do sleep 1; done
+fi
 exit $status
