@@ -83,7 +83,10 @@ def households_evict_oldest_stop_the_oldest(env):
     check(evicted > 0, f"evictions {evicted}")
     check_eq(refused, 0, "no refusal under evict_oldest")
     stops = [e for e in events if e["event"] == "stopped"]
-    check(all(e["reason"] == "evicted" for e in stops), f"stop reasons {stops}")
+    # account_limit: the consumer's ingest enforcement answering a heartbeat that was already
+    # on its way when its device was evicted (see the README's households section).
+    check(any(e["reason"] == "evicted" for e in stops) and
+          all(e["reason"] in ("evicted", "account_limit") for e in stops), f"stops {stops}")
     check(stopped > 0, f"evicted devices that obeyed a stop: {stopped}")
     check_interval_truth_and_refusals(env, s, summary, truth, events)
 
