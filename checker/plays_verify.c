@@ -9,8 +9,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +28,7 @@ struct pv_event {
 };
 
 struct pv_device {
-    const char *account, *device; /* borrowed from the events */
+    const char *account, *device;              /* borrowed from the events */
     int64_t admitted_at, ended_at, evicted_at; /* -1: not */
     enum pv_kind end;
     bool flagged; /* a late stop after eviction was reported */
@@ -86,8 +86,8 @@ static bool parse_event(const char *line, struct pv_event *e)
         e->kind = (enum pv_kind)k;
     }
     if (ok && (e->kind == PV_ADMITTED || e->kind == PV_REFUSED)) {
-        cJSON *ids = cJSON_DetachItemFromObjectCaseSensitive(
-            j, e->kind == PV_ADMITTED ? "evicted" : "active");
+        cJSON *ids = cJSON_DetachItemFromObjectCaseSensitive(j, e->kind == PV_ADMITTED ? "evicted"
+                                                                                       : "active");
         ok = cJSON_IsNumber(limit) && cJSON_IsArray(ids);
         const cJSON *it;
         cJSON_ArrayForEach(it, ids)
@@ -222,7 +222,8 @@ static void on_refused(struct pv *v, const struct pv_event *e)
 
 static void on_end(struct pv *v, const struct pv_event *e, struct pv_device *d)
 {
-    long *count[] = {[PV_STOPPED] = &v->rep->stopped, [PV_RELEASED] = &v->rep->released,
+    long *count[] = {[PV_STOPPED] = &v->rep->stopped,
+                     [PV_RELEASED] = &v->rep->released,
                      [PV_VANISHED] = &v->rep->vanished};
     (*count[e->kind])++;
     if (!playing(d)) {

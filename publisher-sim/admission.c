@@ -47,8 +47,8 @@ static bool read_key(const char *path, char *out, size_t size, char *err, size_t
     return found;
 }
 
-bool admission_api_init(struct admission_api *api, const char *url, const char *key_file,
-                        char *err, size_t errlen)
+bool admission_api_init(struct admission_api *api, const char *url, const char *key_file, char *err,
+                        size_t errlen)
 {
     memset(api, 0, sizeof(*api));
     api->timeout_ms = 5000;
@@ -174,7 +174,8 @@ static int connect_api(const struct admission_api *api, char *err, size_t errlen
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
     }
-    struct timeval tv = {.tv_sec = api->timeout_ms / 1000, .tv_usec = api->timeout_ms % 1000 * 1000};
+    struct timeval tv = {.tv_sec = api->timeout_ms / 1000,
+                         .tv_usec = api->timeout_ms % 1000 * 1000};
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)api->port)};
     inet_pton(AF_INET, api->host, &sa.sin_addr);
     if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
@@ -192,8 +193,8 @@ bool admission_request(const struct admission_api *api, const char *account, con
 {
     memset(out, 0, sizeof(*out));
     char body[256], req[1024];
-    int blen = snprintf(body, sizeof(body), "{\"account\":\"%s\",\"device\":\"%s\"}", account,
-                        device);
+    int blen =
+        snprintf(body, sizeof(body), "{\"account\":\"%s\",\"device\":\"%s\"}", account, device);
     int rlen = snprintf(req, sizeof(req),
                         "POST /v1/plays HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                         "Content-Type: application/json\r\nContent-Length: %d\r\n"

@@ -16,18 +16,18 @@ struct admission_api {
 
 /* One answer of POST /v1/plays. */
 struct admission_answer {
-    int status;         /* 200 admitted, 409 refused */
+    int status; /* 200 admitted, 409 refused */
     bool allow;
-    char *token;        /* 200: the device's MQTT token, owned */
-    long limit;         /* the limit in force */
-    char reason[32];    /* 409: account_limit or group_limit */
-    char *ids;          /* 200: the evicted ids, 409: the active ids; a JSON array, owned */
+    char *token;     /* 200: the device's MQTT token, owned */
+    long limit;      /* the limit in force */
+    char reason[32]; /* 409: account_limit or group_limit */
+    char *ids;       /* 200: the evicted ids, 409: the active ids; a JSON array, owned */
 };
 
 /* Fills api from http://HOST:PORT[/] (HOST an IPv4 address or localhost) and the first line
  * of key_file that is neither blank nor a # comment. False with a reason in err. */
-bool admission_api_init(struct admission_api *api, const char *url, const char *key_file,
-                        char *err, size_t errlen);
+bool admission_api_init(struct admission_api *api, const char *url, const char *key_file, char *err,
+                        size_t errlen);
 
 /* Parses an HTTP status and JSON body of POST /v1/plays into out (which the caller finishes
  * in every case). Accepts 200 with allow true and a token, and 409 with allow false; every id

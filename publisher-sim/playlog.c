@@ -20,16 +20,17 @@ int playlog_open(const char *path)
     return fd;
 }
 
-bool playlog_event(int fd, int64_t t_ms, const char *event, const char *account,
-                   const char *device, const char *members)
+bool playlog_event(int fd, int64_t t_ms, const char *event, const char *account, const char *device,
+                   const char *members)
 {
     static bool reported;
     if (fd < 0)
         return true;
     char line[8192];
-    int n = snprintf(line, sizeof(line),
-                     "{\"t\":%" PRId64 ",\"event\":\"%s\",\"account\":\"%s\",\"device\":\"%s\"%s%s}\n",
-                     t_ms, event, account, device, members ? "," : "", members ? members : "");
+    int n =
+        snprintf(line, sizeof(line),
+                 "{\"t\":%" PRId64 ",\"event\":\"%s\",\"account\":\"%s\",\"device\":\"%s\"%s%s}\n",
+                 t_ms, event, account, device, members ? "," : "", members ? members : "");
     if (n < 0 || (size_t)n >= sizeof(line)) {
         HB_ERROR("plays truth: a %s event of %s is too long", event, device);
         return false;

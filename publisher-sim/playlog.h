@@ -13,7 +13,7 @@ int playlog_open(const char *path);
 /* Appends {"t":T,"event":E,"account":A,"device":D[,members]} and a newline to fd; members is
  * NULL or JSON object members without braces (e.g. "\"limit\":2"). Ids need no escaping (they
  * follow the id alphabet). fd < 0: nothing. False when the write failed (reported once). */
-bool playlog_event(int fd, int64_t t_ms, const char *event, const char *account,
-                   const char *device, const char *members);
+bool playlog_event(int fd, int64_t t_ms, const char *event, const char *account, const char *device,
+                   const char *members);
 
 #endif

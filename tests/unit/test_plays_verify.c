@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define A(t, dev, ev) "{\"t\":" #t ",\"event\":\"admitted\",\"account\":\"a\",\"device\":\"" dev \
-                      "\",\"limit\":2,\"evicted\":" ev "}\n"
-#define R(t, dev, act) "{\"t\":" #t ",\"event\":\"refused\",\"account\":\"a\",\"device\":\"" dev \
-                       "\",\"reason\":\"account_limit\",\"limit\":2,\"active\":" act "}\n"
-#define E(t, kind, dev) "{\"t\":" #t ",\"event\":\"" kind "\",\"account\":\"a\",\"device\":\"" \
-                        dev "\"}\n"
+#define A(t, dev, ev)                                                                              \
+    "{\"t\":" #t ",\"event\":\"admitted\",\"account\":\"a\",\"device\":\"" dev                     \
+    "\",\"limit\":2,\"evicted\":" ev "}\n"
+#define R(t, dev, act)                                                                             \
+    "{\"t\":" #t ",\"event\":\"refused\",\"account\":\"a\",\"device\":\"" dev                      \
+    "\",\"reason\":\"account_limit\",\"limit\":2,\"active\":" act "}\n"
+#define E(t, kind, dev)                                                                            \
+    "{\"t\":" #t ",\"event\":\"" kind "\",\"account\":\"a\",\"device\":\"" dev "\"}\n"
 
 static long violations(const char *text, enum hb_play_policy policy, struct plays_verify_report *r)
 {
@@ -79,9 +81,10 @@ static void test_plays_admission_above_the_limit_is_a_violation(void)
 static void test_plays_evict_oldest_passes_when_the_oldest_goes(void)
 {
     struct plays_verify_report r;
-    const char *t = A(1000, "d1", "[]") A(1100, "d2", "[]") A(1200, "d3", "[\"d1\"]")
-        "{\"t\":1300,\"event\":\"stopped\",\"account\":\"a\",\"device\":\"d1\","
-        "\"reason\":\"evicted\"}\n";
+    const char *t = A(1000, "d1", "[]") A(1100, "d2", "[]")
+        A(1200, "d3",
+          "[\"d1\"]") "{\"t\":1300,\"event\":\"stopped\",\"account\":\"a\",\"device\":\"d1\","
+                      "\"reason\":\"evicted\"}\n";
     CHECK_INT(violations(t, HB_POLICY_EVICT_OLDEST, &r), 0);
     CHECK_INT(r.evicted, 1);
     CHECK_INT(r.stopped, 1);
@@ -90,12 +93,12 @@ static void test_plays_evict_oldest_passes_when_the_oldest_goes(void)
 static void test_plays_evicting_a_younger_device_is_a_violation(void)
 {
     struct plays_verify_report r;
-    const char *t = A(1000, "d1", "[]") A(1100, "d2", "[]") A(1200, "d3", "[\"d2\"]")
-        E(1300, "stopped", "d2");
+    const char *t =
+        A(1000, "d1", "[]") A(1100, "d2", "[]") A(1200, "d3", "[\"d2\"]") E(1300, "stopped", "d2");
     CHECK_INT(violations(t, HB_POLICY_EVICT_OLDEST, &r), 1);
     /* The same file under block_new: no eviction may happen at all. */
-    const char *t2 = A(1000, "d1", "[]") A(1100, "d2", "[]") A(1200, "d3", "[\"d1\"]")
-        E(1300, "stopped", "d1");
+    const char *t2 =
+        A(1000, "d1", "[]") A(1100, "d2", "[]") A(1200, "d3", "[\"d1\"]") E(1300, "stopped", "d1");
     CHECK_INT(violations(t2, HB_POLICY_BLOCK_NEW, &r), 1);
 }
 
@@ -119,8 +122,9 @@ static void test_plays_events_are_sorted_by_time(void)
 static void test_plays_bad_lines_and_unknown_devices_are_reported(void)
 {
     struct plays_verify_report r;
-    const char *t = "not json\n{\"t\":1,\"event\":\"exploded\",\"account\":\"a\",\"device\":\"d\"}\n"
-        E(1000, "released", "d9") A(1000, "d1", "[]") A(1100, "d2", "[]")
+    const char *t =
+        "not json\n{\"t\":1,\"event\":\"exploded\",\"account\":\"a\",\"device\":\"d\"}\n" E(
+            1000, "released", "d9") A(1000, "d1", "[]") A(1100, "d2", "[]")
             R(1200, "d3", "[\"d1\",\"dX\"]");
     violations(t, HB_POLICY_BLOCK_NEW, &r);
     CHECK_INT(r.bad_lines, 2);
