@@ -6,6 +6,8 @@
 #include "ids.h"
 #include "interval.h"
 #include "log.h"
+#include "playopts.h"
+#include "plays_verify.h"
 #include "redis.h"
 #include "verify.h"
 
@@ -33,6 +35,8 @@ struct options {
     const char *verify_file;
     const char *share_group;
     bool follow;
+    const char *plays_file;
+    struct hb_play_options play; /* --verify-plays: the policy and grace period */
 };
 
 static const struct hb_option check_options[] = {
@@ -60,6 +64,12 @@ static const struct hb_option check_options[] = {
      HB_OPTION_FIELD(struct options, verify_file),
      .help = "compare Redis with a simulator truth file (JSON Lines); prints\n"
              "mismatches, exits 1 on any"},
+    {.type = HB_OPTION_STRING,
+     .name = "verify-plays",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, plays_file),
+     .help = "check a simulator's plays truth (hb-sim --plays-truth) against\n"
+             "--default-policy and --grace-seconds; needs no Redis"},
     {.type = HB_OPTION_FLAG,
      .name = "verbose",
      HB_OPTION_FIELD(struct options, verbose),
@@ -88,8 +98,9 @@ static const struct hb_options_spec spec = {
     .epilogue = "\nExit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error, 4 an interval "
                 "read\nwas not complete (still being written, or a consumer is behind).\n",
     .groups = {HB_CONFIG_GROUP(struct options, common),
-               {check_options, sizeof(check_options) / sizeof(check_options[0]), 0}},
-    .n_groups = 2,
+               {check_options, sizeof(check_options) / sizeof(check_options[0]), 0},
+               HB_PLAY_OPTIONS_GROUP(struct options, play)},
+    .n_groups = 3,
     .operands = true,
 };
 
@@ -102,7 +113,9 @@ static enum hb_options_status parse_options(struct options *o, int argc, char **
     enum hb_options_status status = hb_options_parse(&spec, o, argc, argv, first_account);
     if (status != HB_OPTIONS_RUN)
         return status;
-    if (o->verify_file == NULL && *first_account >= argc) {
+    if (o->plays_file != NULL && !hb_play_options_check(&o->play))
+        return HB_OPTIONS_USAGE;
+    if (o->verify_file == NULL && o->plays_file == NULL && *first_account >= argc) {
         HB_ERROR("no account given (use '-' to read them from stdin)");
         return HB_OPTIONS_USAGE;
     }
@@ -269,6 +282,11 @@ int main(int argc, char **argv)
     if (status != HB_OPTIONS_RUN)
         return status == HB_OPTIONS_EXIT ? 0 : EXIT_USAGE;
 
+    if (o.plays_file != NULL) {
+        struct plays_verify_config pc = {o.play.default_policy, o.play.grace_s * 1000,
+                                         PLAYS_VERIFY_LAG_MS};
+        return plays_verify_file(o.plays_file, &pc);
+    }
     struct accounts accounts = {0};
     for (int i = first_account; i < argc; i++) {
         bool ok = strcmp(argv[i], "-") == 0 ? read_stdin(&accounts)

@@ -1,17 +1,22 @@
 /* The device state machine. Every libmosquitto call that can touch a device's socket runs in
  * a step passed to device_drive(), which then settles the device: acts on what the callbacks
  * recorded (they only record) and re-registers the socket with epoll. A dropped connection
- * destroys its client, so no old heartbeat is resent later. Over 500 lines on purpose: the
- * eight states' transitions call each other and read best as one. */
+ * destroys its client, so no old heartbeat is resent later. With --api a device asks hb-api
+ * first, listens on its control topic, and ends with a stop heartbeat (or vanishes). Over 500
+ * lines on purpose: the eight states' transitions call each other and read best as one. */
 #include "devices.h"
 
+#include "ids.h"
 #include "interval.h"
+#include "playlog.h"
 #include "schedule.h"
 #include "keyring.h"
 #include "mint.h"
 #include "token.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <mosquitto.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +57,13 @@ struct device {
     unsigned outstanding; /* QoS 1 publishes not acknowledged yet */
     uint32_t seq;         /* heartbeats sent, for {{seq}} */
     int64_t since_ms;     /* when the current connection was accepted */
+    /* --api only */
+    char *token;          /* from hb-api's answer, owned; NULL: not admitted */
+    int64_t started_ms;   /* when it was admitted: "started" of every payload */
+    bool vanisher;        /* ends by closing its socket, without a stop heartbeat */
+    bool stop_pending;    /* callback: a stop arrived on the control topic */
+    bool stopped;         /* obeyed a stop: never connects again */
+    char stop_reason[32]; /* the stop's reason, an id */
 };
 
 /* One step of a device that calls libmosquitto on its client, with what must be recorded
@@ -145,6 +157,22 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
 {
     struct device *d = obj;
     d->reason = rc;
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    struct device *d = obj;
+    cJSON *j = cJSON_ParseWithLength(msg->payload, (size_t)msg->payloadlen);
+    const cJSON *action = cJSON_GetObjectItemCaseSensitive(j, "action");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
+    if (cJSON_IsString(action) && strcmp(action->valuestring, "stop") == 0) {
+        bool named = cJSON_IsString(reason) && strlen(reason->valuestring) < sizeof(d->stop_reason) &&
+                     hb_id_valid(reason->valuestring, strlen(reason->valuestring));
+        snprintf(d->stop_reason, sizeof(d->stop_reason), "%s",
+                 named ? reason->valuestring : "unnamed");
+        d->stop_pending = true;
+    }
+    cJSON_Delete(j);
 }
 
 static void on_publish(struct mosquitto *m, void *obj, int mid)
@@ -242,7 +270,7 @@ static void finish_device(struct devices *ds, struct device *d)
 /* After a failure: try again after a backoff if the device's window is still open. */
 static void retry_or_finish(struct devices *ds, struct device *d, int64_t now)
 {
-    if (!ds->running || now >= device_stop_at(ds, d)) {
+    if (!ds->running || now >= device_stop_at(ds, d) || d->stopped) {
         finish_device(ds, d);
         return;
     }
@@ -305,6 +333,21 @@ static bool step_disconnect(struct devices *ds, struct device *d, void *arg, cha
     return true;
 }
 
+/* Step: subscribes to the device's control topic (--api), right after CONNACK. */
+static bool step_subscribe(struct devices *ds, struct device *d, void *arg, char *why,
+                           size_t why_len)
+{
+    char topic[256];
+    snprintf(topic, sizeof(topic), "%s/%s/%s", ds->cfg->house->control_prefix,
+             device_account(ds, d), device_id(ds, d));
+    int rc = mosquitto_subscribe(d->mosq, NULL, topic, 1);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(why, why_len, "subscribe %s: %s", topic, rc_text(rc));
+        return false;
+    }
+    return true;
+}
+
 /* Acts on what the callbacks recorded during the last library call on d and brings the epoll
  * registration in line with the client's socket. Only device_drive calls it after a library
  * call; elsewhere it runs after a state change that may call for a DISCONNECT. */
@@ -337,7 +380,32 @@ static void device_settle(struct devices *ds, struct device *d)
             d->since_ms = now;
             /* The first heartbeat goes right away (the guard band permitting). */
             timers_set(&ds->timers, index_of(ds, d), now);
+            if (ds->cfg->house != NULL) {
+                device_drive(ds, d, step_subscribe, NULL); /* settles again inside */
+                return;
+            }
         }
+    }
+    if (d->stop_pending && d->state == DEV_CONNECTED) {
+        /* Obeyed at once: the service already gave the slot away, so no stop heartbeat. */
+        char members[64];
+        snprintf(members, sizeof(members), "\"reason\":\"%s\"", d->stop_reason);
+        playlog_event(ds->cfg->house->plays_fd, now, "stopped", device_account(ds, d),
+                      device_id(ds, d), members);
+        d->stopped = true;
+        set_state(ds, d, DEV_DRAINING);
+        timers_set(&ds->timers, index_of(ds, d), now + DEVICE_DRAIN_MS);
+    }
+    d->stop_pending = false;
+    if (d->state == DEV_DRAINING && d->outstanding == 0 && d->vanisher && !d->stopped) {
+        /* Acknowledged, so the truth holds; then the socket just closes: no DISCONNECT, no
+         * stop heartbeat. */
+        playlog_event(ds->cfg->house->plays_fd, now, "vanished", device_account(ds, d),
+                      device_id(ds, d), NULL);
+        unregister(ds, d);
+        release(ds, d);
+        finish_device(ds, d);
+        return;
     }
     if (d->state == DEV_DRAINING && d->outstanding == 0) {
         /* The DISCONNECT is usually written, and the socket closed, at once: settled again
@@ -365,6 +433,8 @@ static int set_tls(struct devices *ds, struct device *d)
 static bool set_credentials(struct devices *ds, struct device *d)
 {
     const char *username = ds->cfg->username ? ds->cfg->username : device_account(ds, d);
+    if (d->token != NULL)
+        return mosquitto_username_pw_set(d->mosq, username, d->token) == MOSQ_ERR_SUCCESS;
     if (ds->cfg->key == NULL)
         return mosquitto_username_pw_set(d->mosq, username, ds->cfg->password) == MOSQ_ERR_SUCCESS;
     struct hb_token_request req = {
@@ -432,10 +502,13 @@ static void device_connect(struct devices *ds, struct device *d)
     mosquitto_connect_callback_set(d->mosq, on_connect);
     mosquitto_disconnect_callback_set(d->mosq, on_disconnect);
     mosquitto_publish_callback_set(d->mosq, on_publish);
+    mosquitto_message_callback_set(d->mosq, on_message);
     device_drive(ds, d, step_connect, NULL);
 }
 
 /* Ends the device's activity: its window closed or the run is ending. */
+static bool device_send_stop(struct devices *ds, struct device *d, int64_t now);
+
 static void device_stop(struct devices *ds, struct device *d, int64_t now)
 {
     switch (d->state) {
@@ -451,6 +524,8 @@ static void device_stop(struct devices *ds, struct device *d, int64_t now)
         finish_device(ds, d);
         break;
     case DEV_CONNECTED:
+        if (ds->cfg->house != NULL && !d->vanisher && !device_send_stop(ds, d, now))
+            break;
         set_state(ds, d, DEV_DRAINING);
         timers_set(&ds->timers, index_of(ds, d), now + DEVICE_DRAIN_MS);
         device_settle(ds, d); /* disconnects at once when nothing is outstanding */
@@ -472,8 +547,8 @@ static void enqueue(struct devices *ds, struct device *d)
 
 /* Publishes one heartbeat: the topic and payload rendered at the moment of sending, which is
  * also the moment the truth records. */
-static bool publish_heartbeat(struct devices *ds, struct device *d, int64_t now, char *why,
-                              size_t why_len)
+static bool publish_heartbeat(struct devices *ds, struct device *d, int64_t now, bool stop,
+                              char *why, size_t why_len)
 {
     char topic[256], payload[PAYLOAD_MAX];
     int tlen = snprintf(topic, sizeof(topic), "%s/%s/%s", ds->cfg->topic_prefix,
@@ -490,6 +565,12 @@ static bool publish_heartbeat(struct devices *ds, struct device *d, int64_t now,
     };
     plan_agent(pd, &v.os, &v.browser, &v.model);
     int plen = payload_render(ds->cfg->payload, &v, payload, sizeof(payload));
+    if (plen >= 0 && ds->cfg->house != NULL) {
+        char members[64];
+        snprintf(members, sizeof(members), "\"started\":%" PRId64 "%s", d->started_ms,
+                 stop ? ",\"state\":\"stopped\"" : "");
+        plen = payload_add_members(payload, (size_t)plen, sizeof(payload), members);
+    }
     if (tlen < 0 || (size_t)tlen >= sizeof(topic) || plen < 0) {
         HB_ERROR("%s: topic or payload too long", device_id(ds, d));
         ds->stats.errors++;
@@ -505,7 +586,70 @@ static bool publish_heartbeat(struct devices *ds, struct device *d, int64_t now,
     if (ds->cfg->qos > 0)
         d->outstanding++;
     truth_record(ds->truth, ds->cfg->first_device + index_of(ds, d), now);
+    if (stop)
+        playlog_event(ds->cfg->house->plays_fd, now, "released", device_account(ds, d),
+                      device_id(ds, d), NULL);
     return true;
+}
+
+/* Step (--api): the explicit stop heartbeat (arg: int64_t now), sent whatever is pending. */
+static bool step_stop_heartbeat(struct devices *ds, struct device *d, void *arg, char *why,
+                                size_t why_len)
+{
+    return publish_heartbeat(ds, d, *(const int64_t *)arg, true, why, why_len);
+}
+
+/* --api: sends the stop heartbeat, outside the guard band like any counted heartbeat. False
+ * while the band lasts (the timer is set for its end) or when the device was lost. */
+static bool device_send_stop(struct devices *ds, struct device *d, int64_t now)
+{
+    int64_t at = schedule_guard(now, ds->cfg->interval_ms, ds->cfg->guard_ms);
+    if (at > now) {
+        timers_set(&ds->timers, index_of(ds, d), at);
+        return false;
+    }
+    device_drive(ds, d, step_stop_heartbeat, &now);
+    return d->state == DEV_CONNECTED;
+}
+
+/* --api: asks hb-api whether the device may play (blocking, bounded by the client's timeout).
+ * True when admitted (the token kept); otherwise the device is done: refused (recorded in the
+ * plays truth) or the service failed (counted as an error and logged). */
+static bool device_admit(struct devices *ds, struct device *d)
+{
+    const struct sim_house *h = ds->cfg->house;
+    struct admission_answer a;
+    char err[512], members[4096];
+    bool ok = admission_request(&h->api, device_account(ds, d), device_id(ds, d), &a, err,
+                                sizeof(err));
+    int64_t now = hb_now_ms();
+    int n = -1;
+    if (ok && a.allow)
+        n = snprintf(members, sizeof(members), "\"limit\":%ld,\"evicted\":%s", a.limit, a.ids);
+    else if (ok)
+        n = snprintf(members, sizeof(members), "\"reason\":\"%s\",\"limit\":%ld,\"active\":%s",
+                     a.reason, a.limit, a.ids);
+    if (ok && (n < 0 || (size_t)n >= sizeof(members))) {
+        snprintf(err, sizeof(err), "the answer lists too many devices");
+        ok = false;
+    }
+    if (!ok) {
+        ds->stats.errors++;
+        device_log(ds, HB_LOG_ERROR, "%s: admission: %s", device_id(ds, d), err);
+    } else {
+        playlog_event(h->plays_fd, now, a.allow ? "admitted" : "refused", device_account(ds, d),
+                      device_id(ds, d), members);
+    }
+    if (ok && a.allow) {
+        d->token = a.token;
+        a.token = NULL;
+        d->started_ms = now;
+        d->vanisher = rng_unit(&ds->rng) < h->vanish;
+    } else {
+        finish_device(ds, d);
+    }
+    admission_answer_finish(&a);
+    return d->token != NULL;
 }
 
 /* Step: a heartbeat is due and allowed now (arg: int64_t now): sends it, or skips it when it
@@ -525,7 +669,7 @@ static bool step_heartbeat(struct devices *ds, struct device *d, void *arg, char
          * later than the time the truth gives it. */
         ds->stats.skipped++;
         device_log(ds, HB_LOG_WARN, "%s: socket backlog; skipping a heartbeat", device_id(ds, d));
-    } else if (!publish_heartbeat(ds, d, now, why, why_len)) {
+    } else if (!publish_heartbeat(ds, d, now, false, why, why_len)) {
         return false;
     }
     int64_t stop = device_stop_at(ds, d);
@@ -561,9 +705,10 @@ static void device_timer(struct devices *ds, struct device *d, int64_t now)
     switch (d->state) {
     case DEV_IDLE:
     case DEV_BACKOFF:
-        if (ds->running && now < device_stop_at(ds, d))
-            enqueue(ds, d);
-        else
+        if (ds->running && now < device_stop_at(ds, d)) {
+            if (ds->cfg->house == NULL || d->token != NULL || device_admit(ds, d))
+                enqueue(ds, d);
+        } else
             finish_device(ds, d);
         break;
     case DEV_CONNECTING:
@@ -655,6 +800,7 @@ void devices_finish(struct devices *ds)
                 unregister(ds, d);
                 release(ds, d);
             }
+            free(d->token);
         }
     }
     timers_finish(&ds->timers);

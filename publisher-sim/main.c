@@ -11,6 +11,7 @@
 #include "options.h"
 #include "payload.h"
 #include "plan.h"
+#include "playlog.h"
 #include "schedule.h"
 #include "summary.h"
 #include "keyring.h"
@@ -56,6 +57,7 @@ struct run {
     FILE *truth_file; /* NULL without --truth, and once written */
     int64_t start;    /* the run's start, Unix ms */
     struct truth *truth;
+    struct sim_house house; /* --api; plays_fd -1 without --plays-truth */
 };
 
 static uint64_t default_seed(void)
@@ -293,6 +295,25 @@ static bool close_truth_file(struct run *r)
     return ok;
 }
 
+/* --api: the admission client and the plays truth file. */
+static int setup_house(struct run *r)
+{
+    r->house.plays_fd = -1;
+    if (r->o.api_url == NULL)
+        return SIM_EXIT_OK;
+    char err[512];
+    if (!admission_api_init(&r->house.api, r->o.api_url, r->o.api_key_file, err, sizeof(err))) {
+        HB_ERROR("--api: %s", err);
+        return SIM_EXIT_USAGE;
+    }
+    r->house.control_prefix = r->o.control_prefix;
+    r->house.vanish = r->o.vanish;
+    if (r->o.plays_truth_path != NULL &&
+        (r->house.plays_fd = playlog_open(r->o.plays_truth_path)) < 0)
+        return SIM_EXIT_FAILURE;
+    return SIM_EXIT_OK;
+}
+
 /* The run starts now: the truth covers the complete intervals it can hold. */
 static int create_truth(struct run *r)
 {
@@ -343,6 +364,7 @@ static int run_fleet(struct run *r)
                 .ca_file = o->ca_file,
                 .token_ttl_s = r->token_ttl_s,
                 .payload = &r->payload,
+                .house = r->o.api_url ? &r->house : NULL,
                 .qos = o->qos,
                 .heartbeat_s = o->heartbeat_s,
                 .jitter = o->jitter,
@@ -434,12 +456,17 @@ int main(int argc, char **argv)
         goto out_library;
     if ((status = open_truth_file(&r)) != SIM_EXIT_OK)
         goto out_library;
-    if ((status = create_truth(&r)) != SIM_EXIT_OK)
+    if ((status = setup_house(&r)) != SIM_EXIT_OK)
         goto out_truth_file;
+    if ((status = create_truth(&r)) != SIM_EXIT_OK)
+        goto out_house;
 
     status = run_fleet(&r);
 
     truth_destroy(r.truth);
+out_house:
+    if (r.house.plays_fd >= 0)
+        close(r.house.plays_fd);
 out_truth_file:
     close_truth_file(&r);
 out_library:

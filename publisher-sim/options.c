@@ -406,6 +406,44 @@ static const struct hb_option sim_options[] = {
      .dmax = 366 * 86400.0,
      .error = "expected seconds in 1..31622400, got '%s'",
      .help = "token lifetime (default: the duration plus 600 s)"},
+    {.type = HB_OPTION_HEADING, .help = "Households (admission by hb-api):"},
+    {.type = HB_OPTION_STRING,
+     .name = "api",
+     .metavar = "URL",
+     HB_OPTION_FIELD(struct options, api_url),
+     .help = "each device asks hb-api at URL (http://HOST:PORT) with\n"
+             "POST /v1/plays before it connects, and uses the token of the\n"
+             "answer; refused devices do not connect (default: off)"},
+    {.type = HB_OPTION_STRING,
+     .name = "api-key-file",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, api_key_file),
+     .help = "with --api: the service key (first key line of FILE)"},
+    {.type = HB_OPTION_STRING,
+     .name = "control-prefix",
+     .metavar = "P",
+     .def = "ctl",
+     HB_OPTION_FIELD(struct options, control_prefix),
+     .valid = account_prefix_valid, /* the same alphabet and length */
+     .error = "expected 1..40 bytes of A-Z a-z 0-9 . _ - :, got '%s'",
+     .help = "with --api: admitted devices obey stops on P/<account>/<device>\n"
+             "(default ctl)"},
+    {.type = HB_OPTION_DOUBLE,
+     .name = "vanish",
+     .metavar = "F",
+     .def = "0",
+     HB_OPTION_FIELD(struct options, vanish),
+     .dmin = 0,
+     .dmax = 1,
+     .error = "expected a fraction in 0..1, got '%s'",
+     .help = "with --api: fraction of admitted devices that end by closing\n"
+             "their socket, without a stop heartbeat (default 0)"},
+    {.type = HB_OPTION_STRING,
+     .name = "plays-truth",
+     .metavar = "FILE",
+     HB_OPTION_FIELD(struct options, plays_truth_path),
+     .help = "with --api: write every admission, refusal, stop, release and\n"
+             "vanishing as JSON Lines to FILE (for hb-check --verify-plays)"},
     {.type = HB_OPTION_HEADING, .help = "Payload and output:"},
     {.type = HB_OPTION_STRING,
      .name = "payload-template",
@@ -468,7 +506,8 @@ static const char *const getopt_order[] = {
     "workers",      "source-address", "key",
     "kid",          "token-ttl",      "payload-template",
     "keepalive",    "progress",       "ca-file",
-    "hold",
+    "hold",         "api",            "api-key-file",
+    "control-prefix", "vanish",       "plays-truth",
     NULL,
 };
 
@@ -529,6 +568,16 @@ static bool check(struct options *o)
     if (o->key_path != NULL && o->kid == NULL &&
         !hb_key_default_kid(o->key_path, kid, sizeof(kid))) {
         HB_ERROR("--key %s: the file name gives no usable key id; pass --kid", o->key_path);
+        return false;
+    }
+    if (o->api_url == NULL &&
+        (o->api_key_file != NULL || o->vanish > 0 || o->plays_truth_path != NULL)) {
+        HB_ERROR("--api-key-file, --vanish and --plays-truth need --api");
+        return false;
+    }
+    if (o->api_url != NULL && (o->api_key_file == NULL || o->key_path != NULL || o->password)) {
+        HB_ERROR("--api needs --api-key-file and excludes --key and --password: each device's "
+                 "token comes from hb-api's answer");
         return false;
     }
     if (o->token_ttl_s > 0 && o->token_ttl_s < o->duration_s)

@@ -49,6 +49,11 @@ struct options {
     const char *ca_file;  /* TLS brokers: CA certificates (PEM); NULL: the system's */
     const char *payload_template_path;
     const char *truth_path;
+    const char *api_url;          /* --api: devices ask hb-api for admission; NULL: off */
+    const char *api_key_file;
+    const char *control_prefix;   /* stops arrive on <prefix>/<account>/<device> */
+    double vanish;                /* fraction of admitted devices ending without a stop */
+    const char *plays_truth_path; /* JSON Lines of admissions, refusals, stops */
     double progress_s; /* seconds between progress lines; 0: 1 on a terminal, 10 otherwise */
     bool json;
     bool quiet;

@@ -286,3 +286,25 @@ bool payload_load(struct payload_template *t, const char *path, size_t *longest,
     free(text);
     return ok;
 }
+
+int payload_add_members(char *buf, size_t len, size_t size, const char *members)
+{
+    size_t close = len;
+    while (close > 0 && strchr(" \t\r\n", buf[close - 1]) != NULL)
+        close--;
+    if (close < 2 || buf[close - 1] != '}')
+        return -1;
+    close--;
+    size_t before = close;
+    while (before > 0 && strchr(" \t\r\n", buf[before - 1]) != NULL)
+        before--;
+    bool empty = before > 0 && buf[before - 1] == '{';
+    size_t mlen = strlen(members), add = mlen + (empty ? 0 : 1);
+    if (len + add >= size)
+        return -1;
+    memmove(buf + close + add, buf + close, len - close + 1);
+    if (!empty)
+        buf[close++] = ',';
+    memcpy(buf + close, members, mlen);
+    return (int)(len + add);
+}

@@ -59,6 +59,11 @@ void payload_finish(struct payload_template *t);
 int payload_render(const struct payload_template *t, const struct payload_values *v, char *buf,
                    size_t size);
 
+/* Inserts members (JSON object members without braces, e.g. "\"started\":1") before the
+ * closing brace of the JSON object rendered in buf[0..len), with a comma unless the object is
+ * empty. Returns the new length, or -1 when buf holds no object or size is too small. */
+int payload_add_members(char *buf, size_t len, size_t size, const char *members);
+
 /* Renders t with the longest values it can take and checks that the result is what the
  * consumer accepts: a JSON object (with a numeric "ts" when the template has {{ts}}) that fits
  * PAYLOAD_MAX. Stores the longest rendering's length in *longest (to compare with the

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admission.h"
 #include "options.h"
 #include "payload.h"
 #include "plan.h"
@@ -50,6 +51,14 @@ struct sim_stats {
  * gone). */
 typedef bool (*sim_report_fn)(void *ctx, const struct sim_stats *st);
 
+/* --api: devices play households (see devices.c). */
+struct sim_house {
+    struct admission_api api;
+    const char *control_prefix; /* stops arrive on <prefix>/<account>/<device> */
+    double vanish;              /* fraction of admitted devices that end without a stop */
+    int plays_fd;               /* the plays truth (playlog.h), or -1 */
+};
+
 struct sim_config {
     const struct plan *plan;
     size_t first_device, n_devices; /* this simulator drives plan devices [first, first + n) */
@@ -64,6 +73,7 @@ struct sim_config {
     const char *ca_file;      /* TLS brokers: CA certificates (PEM); NULL: the system's */
     int64_t token_ttl_s;
     const struct payload_template *payload;
+    const struct sim_house *house; /* NULL: no --api, devices connect unasked */
     int qos; /* 0 or 1 */
     double heartbeat_s;
     double jitter;

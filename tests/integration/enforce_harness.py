@@ -17,13 +17,13 @@ PREFIX = "ctl"
 class Setup:
     """Everything of one scenario; play_options are shared by hb-api and the consumer."""
 
-    def __init__(self, env, limit=2, heartbeat_s=10, grace_s=None):
+    def __init__(self, env, limit=2, heartbeat_s=10, grace_s=None, interval=60, extra=()):
         self.env = env
         self.key, api_keys = keys(env)
         self.redis = env.redis(aof=False)
         self.broker = plugin_broker(env, self.key)
         self.play_options = ["--default-limit", str(limit), "--heartbeat-seconds",
-                             str(heartbeat_s), "--control-prefix", PREFIX]
+                             str(heartbeat_s), "--control-prefix", PREFIX, *extra]
         if grace_s is not None:
             self.play_options += ["--grace-seconds", str(grace_s)]
         self.api = Api(env, self.redis, self.key, api_keys, extra=self.play_options,
@@ -33,7 +33,7 @@ class Setup:
         password = os.path.join(env.dir, "consumer-token")
         with open(password, "w") as f:
             f.write(token.strip() + "\n")
-        self.consumer = env.consumer([self.broker], self.redis, 60,
+        self.consumer = env.consumer([self.broker], self.redis, interval,
                                      extra=["--enforce", "--username", "hb-consumer",
                                             "--password-file", password, *self.play_options])
         wait_until(lambda: self.metric("hb_consumer_control_connected") == 1, 20,
