@@ -76,7 +76,8 @@ static void dash_event(struct api *a, const char *account, const struct hb_admis
                                .admitted = ok && !ad->again,
                                .refused = !ok,
                                .evicted = (int)ad->n_evicted,
-                               .at_limit = !ok || (ad->limit > 0 && (long)ad->n_active >= ad->limit)};
+                               .at_limit =
+                                   !ok || (ad->limit > 0 && (long)ad->n_active >= ad->limit)};
     char err[256];
     struct rcluster *c = api_pool_take(&a->pool, err, sizeof(err));
     bool sent = c != NULL && hb_dash_event_add(c, &ev, hb_now_ms(), err, sizeof(err));
@@ -88,8 +89,7 @@ static void dash_event(struct api *a, const char *account, const struct hb_admis
 void api_plays_post(struct api *a, struct hb_httpd_request *req, cJSON *body)
 {
     static const char *const fields[] = {"account", "device", "group", "media", NULL};
-    char account[HB_ID_MAX + 1], device[HB_ID_MAX + 1], group[HB_ID_MAX + 1],
-        media[HB_ID_MAX + 1];
+    char account[HB_ID_MAX + 1], device[HB_ID_MAX + 1], group[HB_ID_MAX + 1], media[HB_ID_MAX + 1];
     const char *field = NULL;
     enum api_bad bad = api_json_only(body, fields, &field);
     if (bad == API_BAD_NONE)

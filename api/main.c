@@ -135,10 +135,9 @@ int main(int argc, char **argv)
         HB_INFO("hb-api: at most %g tokens/s per API key on /v1/tokens, bursts of %g", o.rate_limit,
                 o.burst);
     if (o.web_root != NULL || o.demo_backend)
-        HB_INFO("pages %s%s, demo backend %s (broker for pages %s)",
-                o.web_root ? "from " : "off", o.web_root ? o.web_root : "",
-                o.demo_backend ? "ON: /demo/ admits without an API key" : "off",
-                o.demo_mqtt_url);
+        HB_INFO("pages %s%s, demo backend %s (broker for pages %s)", o.web_root ? "from " : "off",
+                o.web_root ? o.web_root : "",
+                o.demo_backend ? "ON: /demo/ admits without an API key" : "off", o.demo_mqtt_url);
 
     int sig = 0;
     sigwait(&stop, &sig);

@@ -21,8 +21,9 @@ static void counter(FILE *f, const char *name, const char *help, unsigned long l
 void api_metrics_write(FILE *f, const struct api_metrics *m, unsigned long long stops_published,
                        unsigned long long stops_failed, bool control_connected)
 {
-    fprintf(f, "# HELP hb_api_info The service's version.\n# TYPE hb_api_info gauge\n"
-               "hb_api_info{version=\"%s\"} 1\n",
+    fprintf(f,
+            "# HELP hb_api_info The service's version.\n# TYPE hb_api_info gauge\n"
+            "hb_api_info{version=\"%s\"} 1\n",
             HB_VERSION);
     fputs("# HELP hb_api_requests_total Requests answered, by endpoint and status.\n"
           "# TYPE hb_api_requests_total counter\n",
@@ -50,8 +51,7 @@ void api_metrics_write(FILE *f, const struct api_metrics *m, unsigned long long 
           f);
     for (int d = HB_ADMIT_ACCOUNT_LIMIT; d <= HB_ADMIT_GROUP_LIMIT; d++)
         fprintf(f, "hb_api_refusals_total{reason=\"%s\"} %llu\n",
-                hb_admit_decision_name((enum hb_admit_decision)d),
-                atomic_load(&m->refusals[d]));
+                hb_admit_decision_name((enum hb_admit_decision)d), atomic_load(&m->refusals[d]));
     counter(f, "hb_api_evictions_total", "Devices evicted to admit another (evict_oldest).",
             atomic_load(&m->evictions));
     counter(f, "hb_api_releases_total", "Slots freed by DELETE /v1/plays.",
@@ -63,13 +63,14 @@ void api_metrics_write(FILE *f, const struct api_metrics *m, unsigned long long 
           "# TYPE hb_api_bad_requests_total counter\n",
           f);
     for (int b = API_BAD_NONE + 1; b < API_BAD_COUNT; b++)
-        fprintf(f, "hb_api_bad_requests_total{reason=\"%s\"} %llu\n",
-                api_bad_name((enum api_bad)b), atomic_load(&m->bad[b]));
+        fprintf(f, "hb_api_bad_requests_total{reason=\"%s\"} %llu\n", api_bad_name((enum api_bad)b),
+                atomic_load(&m->bad[b]));
     counter(f, "hb_api_redis_errors_total", "Failed connects and failed commands of Redis.",
             atomic_load(&m->redis_errors));
-    counter(f, "hb_api_degraded_admissions_total",
-            "Devices admitted without Redis (--fail-open).", atomic_load(&m->degraded));
-    fprintf(f, "# HELP hb_api_control_connected 1 while connected to the broker for stops.\n"
-               "# TYPE hb_api_control_connected gauge\nhb_api_control_connected %d\n",
+    counter(f, "hb_api_degraded_admissions_total", "Devices admitted without Redis (--fail-open).",
+            atomic_load(&m->degraded));
+    fprintf(f,
+            "# HELP hb_api_control_connected 1 while connected to the broker for stops.\n"
+            "# TYPE hb_api_control_connected gauge\nhb_api_control_connected %d\n",
             control_connected ? 1 : 0);
 }

@@ -11,8 +11,8 @@
 #define API_PUBLISH_KEYS_MAX 7 /* --publish-key files: with the signing key, a keyring's worth */
 
 struct api_options {
-    struct hb_config common; /* --broker, --redis, --interval, --topic-prefix */
-    bool control;            /* a broker was named (--broker or HB_BROKER): send stops */
+    struct hb_config common;     /* --broker, --redis, --interval, --topic-prefix */
+    bool control;                /* a broker was named (--broker or HB_BROKER): send stops */
     struct hb_play_options play; /* --control-prefix, --default-limit, ... (shared) */
     const char *listen, *key_file, *kid, *api_key_file;
     long token_ttl, threads, max_connections;

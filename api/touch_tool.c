@@ -31,7 +31,8 @@ int main(int argc, char **argv)
     long limit, grace, now;
     if (!hb_redis_uri_parse(argv[1], &addr, err, sizeof(err)) ||
         !hb_parse_long(argv[3], 0, HB_PLAYS_LIMIT_MAX, &limit) ||
-        !hb_parse_long(argv[4], 1, 86400000, &grace) || !hb_parse_long(argv[5], 0, 1L << 50, &now)) {
+        !hb_parse_long(argv[4], 1, 86400000, &grace) ||
+        !hb_parse_long(argv[5], 0, 1L << 50, &now)) {
         fprintf(stderr, "hb-api-touch: bad argument\n");
         return 2;
     }

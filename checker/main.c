@@ -95,8 +95,9 @@ static const struct hb_options_spec spec = {
              "Print the number of distinct devices of each ACCOUNT in the last complete interval\n"
              "(the one before the interval containing now, or --at). ACCOUNT '-' reads ids from "
              "stdin,\none per line.\n\n",
-    .epilogue = "\nExit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error, 4 an interval "
-                "read\nwas not complete (still being written, or a consumer is behind).\n",
+    .epilogue =
+        "\nExit status: 0 ok, 1 verify mismatch, 2 usage error, 3 Redis error, 4 an interval "
+        "read\nwas not complete (still being written, or a consumer is behind).\n",
     .groups = {HB_CONFIG_GROUP(struct options, common),
                {check_options, sizeof(check_options) / sizeof(check_options[0]), 0},
                HB_PLAY_OPTIONS_GROUP(struct options, play)},
@@ -214,10 +215,9 @@ static int check_accounts(const struct options *o, struct rcluster *c, const str
     int rc = 0;
     int64_t give_up = hb_monotonic_ms() + COMPLETE_WAIT_MS;
     int read;
-    while ((read = hb_check_previous_group(c, (const char *const *)a->ids, a->n, o->at_ms,
-                                           o->common.interval_s, o->share_group,
-                                           o->json && o->devices, results, err,
-                                           sizeof(err))) == 0 &&
+    while ((read = hb_check_previous_group(
+                c, (const char *const *)a->ids, a->n, o->at_ms, o->common.interval_s,
+                o->share_group, o->json && o->devices, results, err, sizeof(err))) == 0 &&
            a->n > 0 && !results[0].complete && hb_monotonic_ms() < give_up) {
         hb_check_results_finish(results, a->n);
         nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
@@ -245,21 +245,21 @@ static int verify(const struct options *o, struct rcluster *c)
 {
     /* --follow opens the file itself, when the run has written it. */
     FILE *in = strcmp(o->verify_file, "-") == 0 ? stdin
-               : o->follow                        ? fopen("/dev/null", "r")
-                                                  : fopen(o->verify_file, "r");
+               : o->follow                      ? fopen("/dev/null", "r")
+                                                : fopen(o->verify_file, "r");
     if (in == NULL) {
         HB_ERROR("--verify %s: %s", o->verify_file, strerror(errno));
         return EXIT_USAGE;
     }
     struct verify_report rep;
-    int rc = o->follow ? verify_follow(c, o->verify_file, o->common.interval_s, o->share_group,
-                                       o->verbose, stdout, &rep)
-                       : verify_truth(c, in, o->common.interval_s, o->at_ms, o->verbose,
-                                      stdout, &rep);
+    int rc = o->follow
+                 ? verify_follow(c, o->verify_file, o->common.interval_s, o->share_group,
+                                 o->verbose, stdout, &rep)
+                 : verify_truth(c, in, o->common.interval_s, o->at_ms, o->verbose, stdout, &rep);
     if (in != stdin)
         fclose(in);
-    printf("verify: %ld checked, %ld mismatched, %ld skipped (expired), %ld bad lines",
-           rep.checked, rep.mismatched, rep.skipped, rep.bad_lines);
+    printf("verify: %ld checked, %ld mismatched, %ld skipped (expired), %ld bad lines", rep.checked,
+           rep.mismatched, rep.skipped, rep.bad_lines);
     if (o->follow)
         printf(", %ld intervals read incomplete", rep.incomplete);
     putchar('\n');
@@ -290,7 +290,7 @@ int main(int argc, char **argv)
     struct accounts accounts = {0};
     for (int i = first_account; i < argc; i++) {
         bool ok = strcmp(argv[i], "-") == 0 ? read_stdin(&accounts)
-                                             : accounts_add(&accounts, argv[i], strlen(argv[i]));
+                                            : accounts_add(&accounts, argv[i], strlen(argv[i]));
         if (!ok) {
             accounts_finish(&accounts);
             return EXIT_USAGE;

@@ -56,7 +56,8 @@ static bool parse_line(const char *text, struct truth_line *t)
     if (t->devices == NULL)
         goto out;
     const cJSON *d;
-    cJSON_ArrayForEach(d, devices) {
+    cJSON_ArrayForEach(d, devices)
+    {
         if (!cJSON_IsString(d) || (t->devices[t->n_devices] = strdup(d->valuestring)) == NULL)
             goto out;
         t->n_devices++;
@@ -136,8 +137,8 @@ static int verify_group(struct rcluster *c, struct truth_line *lines, size_t n, 
             print_difference(out, lines[i].devices, lines[i].n_devices, results[i].device_ids,
                              results[i].n_device_ids);
             fputs(" extra=", out);
-            print_difference(out, results[i].device_ids, results[i].n_device_ids,
-                             lines[i].devices, lines[i].n_devices);
+            print_difference(out, results[i].device_ids, results[i].n_device_ids, lines[i].devices,
+                             lines[i].n_devices);
         }
         fputc('\n', out);
     }
@@ -170,8 +171,8 @@ int verify_truth(struct rcluster *c, FILE *in, int interval_s, int64_t now_ms, b
             lineno++;
             if (strspn(text, " \t\r\n") == (size_t)len)
                 continue;
-            if (!parse_line(text, &t) || hb_interval_start(t.interval_start, interval_ms) !=
-                                             t.interval_start) {
+            if (!parse_line(text, &t) ||
+                hb_interval_start(t.interval_start, interval_ms) != t.interval_start) {
                 HB_ERROR("truth line %ld: not a truth object of a %ds interval", lineno,
                          interval_s);
                 report->bad_lines++;
@@ -478,8 +479,8 @@ static int64_t truth_last_interval(const char *path, int interval_s)
 }
 
 /* Compares the truth with the snapshots, one summary line per interval. */
-static int follow_compare(const struct follow *f, const char *path, int interval_s,
-                          bool verbose, FILE *out, struct verify_report *report)
+static int follow_compare(const struct follow *f, const char *path, int interval_s, bool verbose,
+                          FILE *out, struct verify_report *report)
 {
     FILE *in = fopen(path, "r");
     if (in == NULL) {
@@ -500,9 +501,9 @@ static int follow_compare(const struct follow *f, const char *path, int interval
             lineno++;
             if (strspn(text, " \t\r\n") == (size_t)len)
                 continue;
-            if (!parse_line(text, &t) || hb_interval_start(t.interval_start,
-                                                           (int64_t)interval_s * 1000) !=
-                                             t.interval_start) {
+            if (!parse_line(text, &t) ||
+                hb_interval_start(t.interval_start, (int64_t)interval_s * 1000) !=
+                    t.interval_start) {
                 HB_ERROR("truth line %ld: not a truth object of a %ds interval", lineno,
                          interval_s);
                 report->bad_lines++;
@@ -511,8 +512,8 @@ static int follow_compare(const struct follow *f, const char *path, int interval
             have = true;
         }
         if (snap != NULL && (!have || t.interval_start != current)) {
-            fprintf(out, "interval %" PRId64 ": %ld checked, %ld mismatched%s\n", current,
-                    checked, mismatched, snap->complete ? "" : " (read incomplete)");
+            fprintf(out, "interval %" PRId64 ": %ld checked, %ld mismatched%s\n", current, checked,
+                    mismatched, snap->complete ? "" : " (read incomplete)");
             snap = NULL;
         }
         if (!have)

@@ -30,8 +30,8 @@ int verify_truth(struct rcluster *c, FILE *in, int interval_s, int64_t now_ms, b
  * unread. When the truth file at path is complete (it exists, ends with a newline and has not
  * changed for a second) and every interval it names from the first one read on has been read,
  * compares each line like verify_truth and prints one summary line per interval. The first
- * interval read is the one before the call's; truth lines of earlier ones count as skipped. Returns 0 when the comparison ran, -1 on a Redis or
- * memory error (reason on stderr). */
+ * interval read is the one before the call's; truth lines of earlier ones count as skipped. Returns
+ * 0 when the comparison ran, -1 on a Redis or memory error (reason on stderr). */
 int verify_follow(struct rcluster *c, const char *path, int interval_s, const char *group,
                   bool verbose, FILE *out, struct verify_report *report);
 

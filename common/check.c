@@ -69,8 +69,7 @@ bool hb_watermark_complete(const redisReply *r, int64_t end_ms, int64_t now_ms)
  * pipeline (one per node of a cluster). */
 static int check_pipeline(struct rcluster *c, const char *const *accounts, size_t n,
                           int64_t interval_start_ms, int64_t interval_end_ms, const char *wm_key,
-                          bool want_ids, struct hb_check_result *results, char *err,
-                          size_t errlen)
+                          bool want_ids, struct hb_check_result *results, char *err, size_t errlen)
 {
     memset(results, 0, n * sizeof(*results));
     for (size_t i = 0; i < n; i++)
@@ -159,8 +158,8 @@ int hb_check_interval_group(struct rcluster *c, const char *const *accounts, siz
         return -1;
     }
     return check_pipeline(c, accounts, n, interval_start_ms,
-                          interval_start_ms + (int64_t)interval_s * 1000, wm_key, want_ids,
-                          results, err, errlen);
+                          interval_start_ms + (int64_t)interval_s * 1000, wm_key, want_ids, results,
+                          err, errlen);
 }
 
 int hb_check_previous_group(struct rcluster *c, const char *const *accounts, size_t n,
@@ -168,8 +167,8 @@ int hb_check_previous_group(struct rcluster *c, const char *const *accounts, siz
                             struct hb_check_result *results, char *err, size_t errlen)
 {
     int64_t start = hb_interval_previous(at_ms, (int64_t)interval_s * 1000);
-    return hb_check_interval_group(c, accounts, n, start, interval_s, group, want_ids, results,
-                                   err, errlen);
+    return hb_check_interval_group(c, accounts, n, start, interval_s, group, want_ids, results, err,
+                                   errlen);
 }
 
 int hb_check_previous(struct rcluster *c, const char *const *accounts, size_t n, int64_t at_ms,

@@ -33,9 +33,9 @@ int hb_watermark_key(char *buf, size_t size, const char *group);
 bool hb_watermark_complete(const redisReply *r, int64_t end_ms, int64_t now_ms);
 
 struct hb_check_result {
-    long long devices;  /* distinct devices; 0 when the key does not exist */
-    bool complete;      /* with a group: the interval is complete (see above); else true */
-    char **device_ids;  /* with want_ids: the devices, sorted; else NULL */
+    long long devices; /* distinct devices; 0 when the key does not exist */
+    bool complete;     /* with a group: the interval is complete (see above); else true */
+    char **device_ids; /* with want_ids: the devices, sorted; else NULL */
     size_t n_device_ids;
 };
 
@@ -43,8 +43,8 @@ struct hb_check_result {
  * (HLEN, or HKEYS when want_ids) in one pipeline, and fills results[0..n). Invalid account ids
  * count 0 devices without a query. Returns 0, or -1 with a reason in err (no node answered after
  * the redirections and retries rcluster_exec does, or a protocol error; results are then
- * undefined but safe to pass to hb_check_results_finish). Forgets anything queued on c. Every result's
- * complete flag is true: this call reads no watermark. */
+ * undefined but safe to pass to hb_check_results_finish). Forgets anything queued on c. Every
+ * result's complete flag is true: this call reads no watermark. */
 int hb_check_interval(struct rcluster *c, const char *const *accounts, size_t n,
                       int64_t interval_start_ms, bool want_ids, struct hb_check_result *results,
                       char *err, size_t errlen);

@@ -105,13 +105,11 @@ static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
     if (atomic_load(&c->closing))
         return;
     if (was)
-        HB_WARN("control: disconnected from the broker (%s); reconnecting",
-                mosquitto_strerror(rc));
+        HB_WARN("control: disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
     refresh_password(c); /* the loop thread reconnects next, with it */
 }
 
-struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *err,
-                                     size_t errlen)
+struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *err, size_t errlen)
 {
     char host[CONTROL_HOST_MAX];
     int port = 0;

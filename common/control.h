@@ -33,8 +33,7 @@ struct hb_control;
 
 /* Starts connecting in the background. NULL with a reason in err on bad settings or when
  * libmosquitto cannot start; a broker that is down is not an error (it is retried). */
-struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *err,
-                                     size_t errlen);
+struct hb_control *hb_control_create(const struct hb_control_config *cfg, char *err, size_t errlen);
 
 /* Queues a stop for account/device (ids; reason one of "evicted", "released",
  * "account_limit", "group_limit"). True when handed to libmosquitto (connected); false when

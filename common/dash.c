@@ -80,8 +80,8 @@ bool hb_dash_event_add(struct rcluster *c, const struct hb_dash_event *ev, int64
     snprintf(a, sizeof(a), "%d", ev->admitted);
     snprintf(r, sizeof(r), "%d", ev->refused);
     snprintf(e, sizeof(e), "%d", ev->evicted);
-    const char *argv[] = {"EVAL", event_script, "2", events, full, ttl, a, r, e,
-                          ev->at_limit ? ev->account : ""};
+    const char *argv[] = {
+        "EVAL", event_script, "2", events, full, ttl, a, r, e, ev->at_limit ? ev->account : ""};
     redisReply *rep = rcluster_command(c, events, strlen(events), 10, argv, NULL, err, errlen);
     bool ok = rep != NULL && rep->type == REDIS_REPLY_INTEGER;
     if (rep != NULL && !ok)

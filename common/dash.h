@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #define HB_DASH_KEY_MAX 64
-#define HB_DASH_NAME_MAX 32   /* longest os/browser/device name kept; longer ones are cut */
-#define HB_DASH_NAMES_CAP 32  /* distinct names per dimension and interval; then "other" */
+#define HB_DASH_NAME_MAX 32  /* longest os/browser/device name kept; longer ones are cut */
+#define HB_DASH_NAMES_CAP 32 /* distinct names per dimension and interval; then "other" */
 #define HB_DASH_MINUTE_MS 60000
 #define HB_DASH_MINUTE_TTL_MS 3600000 /* minute buckets live an hour */
 
@@ -22,8 +22,12 @@
  *   hb:dash:{hbdash}:s:<interval start ms>  devices seen in it: "account/device" -> state
  *   hb:dash:{hbdash}:e:<minute start ms>    events of a minute: admissions, refusals, ...
  *   hb:dash:{hbdash}:f:<minute start ms>    accounts at or over their limit in that minute */
-enum hb_dash_kind { HB_DASH_VIEWERS = 'v', HB_DASH_SEEN = 's', HB_DASH_EVENTS = 'e',
-                    HB_DASH_FULL = 'f' };
+enum hb_dash_kind {
+    HB_DASH_VIEWERS = 'v',
+    HB_DASH_SEEN = 's',
+    HB_DASH_EVENTS = 'e',
+    HB_DASH_FULL = 'f'
+};
 
 /* Writes the key of kind for the bucket starting at start_ms into buf; returns its length, or
  * -1 when buf (at least HB_DASH_KEY_MAX is enough) is too small. */
@@ -31,9 +35,9 @@ int hb_dash_key(char *buf, size_t len, enum hb_dash_kind kind, int64_t start_ms)
 
 /* What a payload says about the audience. Absent or unusable members: -1 and "unknown". */
 struct hb_dash_agent {
-    int64_t bitrate;  /* "bitrate", kbit/s, a whole number >= 0 (fractions are cut) */
-    int64_t play_ms;  /* "playTime" (seconds, may have a fraction) in ms */
-    char os[HB_DASH_NAME_MAX + 1];      /* "agent": {"os", "browser", "device"} */
+    int64_t bitrate;               /* "bitrate", kbit/s, a whole number >= 0 (fractions are cut) */
+    int64_t play_ms;               /* "playTime" (seconds, may have a fraction) in ms */
+    char os[HB_DASH_NAME_MAX + 1]; /* "agent": {"os", "browser", "device"} */
     char browser[HB_DASH_NAME_MAX + 1];
     char device[HB_DASH_NAME_MAX + 1];
 };

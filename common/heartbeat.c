@@ -60,8 +60,7 @@ enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topi
     return take_id(out->device, device, (size_t)(end - device));
 }
 
-enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len,
-                                int64_t *sent_ms)
+enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len, int64_t *sent_ms)
 {
     *sent_ms = -1;
     if (len == 0)

@@ -46,8 +46,7 @@ enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topi
 /* Checks payload[0..len): empty, or a JSON object of at most max_len bytes. On HB_OK stores the
  * numeric "ts" field in *sent_ms (or -1 when absent, not a number or out of range).
  * Unknown fields are ignored, so senders can add fields without breaking older consumers. */
-enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len,
-                                int64_t *sent_ms);
+enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len, int64_t *sent_ms);
 
 /* The top-level member "seq" of a payload that hb_payload_check accepted: the device's
  * heartbeat sequence number, a whole number in [0, 2^53). Returns -1 when the payload is empty,

@@ -16,107 +16,105 @@
 
 /* Entries are "since|last_seen|group|media"; ids never contain '|'. Lists are sorted oldest
  * first (since, then device id) so "the oldest" is the same on every instance. */
-#define PRELUDE                                                                                \
-    "local function clock(arg)\n"                                                             \
-    "  local n = tonumber(arg)\n"                                                             \
-    "  if n and n > 0 then return n end\n"                                                    \
-    "  local t = redis.call('TIME')\n"                                                        \
-    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                    \
-    "end\n"                                                                                   \
-    "local function encode(e) return e.s .. '|' .. e.l .. '|' .. e.g .. '|' .. e.m end\n"     \
-    "local function older(a, b)\n"                                                            \
-    "  if a.s ~= b.s then return a.s < b.s end\n"                                             \
-    "  return a.d < b.d\n"                                                                    \
-    "end\n"                                                                                   \
-    "local function load(key, now, grace)\n"                                                  \
-    "  local flat = redis.call('HGETALL', key)\n"                                             \
-    "  local list, stale = {}, {}\n"                                                          \
-    "  for i = 1, #flat, 2 do\n"                                                              \
-    "    local s, l, g, m = string.match(flat[i + 1], '^(%d+)|(%d+)|([^|]*)|(.*)$')\n"        \
-    "    if s == nil or tonumber(l) < now - grace then stale[#stale + 1] = flat[i]\n"         \
-    "    else list[#list + 1] = {d = flat[i], s = tonumber(s), l = tonumber(l), g = g, m = m}\n" \
-    "    end\n"                                                                               \
-    "  end\n"                                                                                 \
-    "  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end\n"                       \
-    "  table.sort(list, older)\n"                                                             \
-    "  return list\n"                                                                         \
-    "end\n"                                                                                   \
-    "local function limits(key, devices, policy)\n"                                           \
-    "  local lim = {devices = tonumber(devices), policy = policy, groups = {}, custom = 0}\n" \
-    "  local flat = redis.call('HGETALL', key)\n"                                             \
-    "  for i = 1, #flat, 2 do\n"                                                              \
-    "    local f, v = flat[i], flat[i + 1]\n"                                                 \
-    "    if f == 'devices' then lim.devices = tonumber(v); lim.custom = 1\n"                  \
-    "    elseif f == 'policy' then lim.policy = v\n"                                          \
-    "    elseif string.sub(f, 1, 2) == 'g:' then lim.groups[string.sub(f, 3)] = tonumber(v)\n" \
-    "    end\n"                                                                               \
-    "  end\n"                                                                                 \
-    "  return lim\n"                                                                          \
-    "end\n"                                                                                   \
-    "local function count(list, g)\n"                                                         \
-    "  local n = 0\n"                                                                         \
-    "  for _, e in ipairs(list) do if g == nil or e.g == g then n = n + 1 end end\n"          \
-    "  return n\n"                                                                            \
-    "end\n"                                                                                   \
-    "local function room(list, lim, g)\n"                                                     \
-    "  local gl = g ~= '' and lim.groups[g] or nil\n"                                         \
-    "  if gl and count(list, g) >= gl then return 'group_limit' end\n"                        \
-    "  if count(list, nil) >= lim.devices then return 'account_limit' end\n"                  \
-    "  return nil\n"                                                                          \
-    "end\n"                                                                                   \
-    "local function reply(list)\n"                                                           \
-    "  local out = {}\n"                                                                      \
-    "  for i, e in ipairs(list) do out[i] = {e.d, e.s, e.l, e.g, e.m} end\n"                  \
-    "  return out\n"                                                                          \
-    "end\n"                                                                                   \
-    "local function save(key, list, grace)\n"                                                 \
-    "  local flat = {}\n"                                                                     \
-    "  for _, e in ipairs(list) do\n"                                                         \
-    "    if e.dirty then flat[#flat + 1] = e.d; flat[#flat + 1] = encode(e) end\n"            \
-    "  end\n"                                                                                 \
-    "  if #flat > 0 then redis.call('HSET', key, unpack(flat)) end\n"                         \
-    "  if #list > 0 then redis.call('PEXPIRE', key, 2 * grace) end\n"                         \
+#define PRELUDE                                                                                    \
+    "local function clock(arg)\n"                                                                  \
+    "  local n = tonumber(arg)\n"                                                                  \
+    "  if n and n > 0 then return n end\n"                                                         \
+    "  local t = redis.call('TIME')\n"                                                             \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                         \
+    "end\n"                                                                                        \
+    "local function encode(e) return e.s .. '|' .. e.l .. '|' .. e.g .. '|' .. e.m end\n"          \
+    "local function older(a, b)\n"                                                                 \
+    "  if a.s ~= b.s then return a.s < b.s end\n"                                                  \
+    "  return a.d < b.d\n"                                                                         \
+    "end\n"                                                                                        \
+    "local function load(key, now, grace)\n"                                                       \
+    "  local flat = redis.call('HGETALL', key)\n"                                                  \
+    "  local list, stale = {}, {}\n"                                                               \
+    "  for i = 1, #flat, 2 do\n"                                                                   \
+    "    local s, l, g, m = string.match(flat[i + 1], '^(%d+)|(%d+)|([^|]*)|(.*)$')\n"             \
+    "    if s == nil or tonumber(l) < now - grace then stale[#stale + 1] = flat[i]\n"              \
+    "    else list[#list + 1] = {d = flat[i], s = tonumber(s), l = tonumber(l), g = g, m = m}\n"   \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end\n"                            \
+    "  table.sort(list, older)\n"                                                                  \
+    "  return list\n"                                                                              \
+    "end\n"                                                                                        \
+    "local function limits(key, devices, policy)\n"                                                \
+    "  local lim = {devices = tonumber(devices), policy = policy, groups = {}, custom = 0}\n"      \
+    "  local flat = redis.call('HGETALL', key)\n"                                                  \
+    "  for i = 1, #flat, 2 do\n"                                                                   \
+    "    local f, v = flat[i], flat[i + 1]\n"                                                      \
+    "    if f == 'devices' then lim.devices = tonumber(v); lim.custom = 1\n"                       \
+    "    elseif f == 'policy' then lim.policy = v\n"                                               \
+    "    elseif string.sub(f, 1, 2) == 'g:' then lim.groups[string.sub(f, 3)] = tonumber(v)\n"     \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return lim\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function count(list, g)\n"                                                              \
+    "  local n = 0\n"                                                                              \
+    "  for _, e in ipairs(list) do if g == nil or e.g == g then n = n + 1 end end\n"               \
+    "  return n\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function room(list, lim, g)\n"                                                          \
+    "  local gl = g ~= '' and lim.groups[g] or nil\n"                                              \
+    "  if gl and count(list, g) >= gl then return 'group_limit' end\n"                             \
+    "  if count(list, nil) >= lim.devices then return 'account_limit' end\n"                       \
+    "  return nil\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function reply(list)\n"                                                                 \
+    "  local out = {}\n"                                                                           \
+    "  for i, e in ipairs(list) do out[i] = {e.d, e.s, e.l, e.g, e.m} end\n"                       \
+    "  return out\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function save(key, list, grace)\n"                                                      \
+    "  local flat = {}\n"                                                                          \
+    "  for _, e in ipairs(list) do\n"                                                              \
+    "    if e.dirty then flat[#flat + 1] = e.d; flat[#flat + 1] = encode(e) end\n"                 \
+    "  end\n"                                                                                      \
+    "  if #flat > 0 then redis.call('HSET', key, unpack(flat)) end\n"                              \
+    "  if #list > 0 then redis.call('PEXPIRE', key, 2 * grace) end\n"                              \
     "end\n"
 
 /* KEYS: plays, limits. ARGV: device, group, media, now, grace, default limit, default policy.
  * Returns {decision, limit, now, active, evicted, again}. */
 static const char admit_lua[] =
-    PRELUDE
-    "local d, g, m = ARGV[1], ARGV[2], ARGV[3]\n"
-    "local now, grace = clock(ARGV[4]), tonumber(ARGV[5])\n"
-    "local list = load(KEYS[1], now, grace)\n"
-    "local lim = limits(KEYS[2], ARGV[6], ARGV[7])\n"
-    "for _, e in ipairs(list) do\n"
-    "  if e.d == d then\n"
-    "    e.l = now; e.dirty = true\n"
-    "    if m ~= '' then e.m = m end\n"
-    "    save(KEYS[1], list, grace)\n"
-    "    return {'ok', lim.devices, now, reply(list), {}, 1}\n"
-    "  end\n"
-    "end\n"
-    "local kept, evicted = {}, {}\n"
-    "for i, e in ipairs(list) do kept[i] = e end\n"
-    "local why = room(kept, lim, g)\n"
-    "while why and lim.policy == 'evict_oldest' do\n"
-    "  local victim = nil\n"
-    "  for i, e in ipairs(kept) do\n"
-    "    if why == 'account_limit' or e.g == g then victim = i; break end\n"
-    "  end\n"
-    "  if victim == nil then break end\n"
-    "  evicted[#evicted + 1] = kept[victim].d\n"
-    "  table.remove(kept, victim)\n"
-    "  why = room(kept, lim, g)\n"
-    "end\n"
-    "if why then return {why, lim.devices, now, reply(list), {}, 0} end\n"
-    "if #evicted > 0 then redis.call('HDEL', KEYS[1], unpack(evicted)) end\n"
-    "kept[#kept + 1] = {d = d, s = now, l = now, g = g, m = m, dirty = true}\n"
-    "save(KEYS[1], kept, grace)\n"
-    "return {'ok', lim.devices, now, reply(kept), evicted, 0}\n";
+    PRELUDE "local d, g, m = ARGV[1], ARGV[2], ARGV[3]\n"
+            "local now, grace = clock(ARGV[4]), tonumber(ARGV[5])\n"
+            "local list = load(KEYS[1], now, grace)\n"
+            "local lim = limits(KEYS[2], ARGV[6], ARGV[7])\n"
+            "for _, e in ipairs(list) do\n"
+            "  if e.d == d then\n"
+            "    e.l = now; e.dirty = true\n"
+            "    if m ~= '' then e.m = m end\n"
+            "    save(KEYS[1], list, grace)\n"
+            "    return {'ok', lim.devices, now, reply(list), {}, 1}\n"
+            "  end\n"
+            "end\n"
+            "local kept, evicted = {}, {}\n"
+            "for i, e in ipairs(list) do kept[i] = e end\n"
+            "local why = room(kept, lim, g)\n"
+            "while why and lim.policy == 'evict_oldest' do\n"
+            "  local victim = nil\n"
+            "  for i, e in ipairs(kept) do\n"
+            "    if why == 'account_limit' or e.g == g then victim = i; break end\n"
+            "  end\n"
+            "  if victim == nil then break end\n"
+            "  evicted[#evicted + 1] = kept[victim].d\n"
+            "  table.remove(kept, victim)\n"
+            "  why = room(kept, lim, g)\n"
+            "end\n"
+            "if why then return {why, lim.devices, now, reply(list), {}, 0} end\n"
+            "if #evicted > 0 then redis.call('HDEL', KEYS[1], unpack(evicted)) end\n"
+            "kept[#kept + 1] = {d = d, s = now, l = now, g = g, m = m, dirty = true}\n"
+            "save(KEYS[1], kept, grace)\n"
+            "return {'ok', lim.devices, now, reply(kept), evicted, 0}\n";
 
 /* KEYS: plays, limits. ARGV: now, grace, default limit, default policy.
  * Returns {now, active, devices, policy, {group, limit, ...}, custom}. */
-static const char get_lua[] =
-    PRELUDE
+static const char get_lua[] = PRELUDE
     "local now, grace = clock(ARGV[1]), tonumber(ARGV[2])\n"
     "local list = load(KEYS[1], now, grace)\n"
     "local lim = limits(KEYS[2], ARGV[3], ARGV[4])\n"
@@ -137,8 +135,7 @@ static const char set_limits_lua[] =
  * Returns {released, admitted, {device, reason, ...}, refreshed}. The ingest hash marks the
  * devices admitted here rather than by an admission: when one of them started after a pending
  * device, it gives way (healing after a loss of data, whatever order heartbeats come in). */
-static const char touch_head[] =
-    PRELUDE
+static const char touch_head[] = PRELUDE
     "local now, grace = clock(ARGV[1]), tonumber(ARGV[2])\n"
     "local list = load(KEYS[1], now, grace)\n"
     "local lim = limits(KEYS[2], ARGV[3], ARGV[4])\n"
@@ -184,7 +181,8 @@ static const char touch_tail[] =
     "for _, r in ipairs(pending) do\n"
     "  local why = room(kept, lim, r.g)\n"
     "  local v = why and r.s < now and give_way(r, why)\n"
-    "  if v then stop[#stop + 1] = v.d; stop[#stop + 1] = why; gone[#gone + 1] = v.d; why = nil end\n"
+    "  if v then stop[#stop + 1] = v.d; stop[#stop + 1] = why; gone[#gone + 1] = v.d; why = nil "
+    "end\n"
     "  if why then stop[#stop + 1] = r.d; stop[#stop + 1] = why\n"
     "  else\n"
     "    kept[#kept + 1] = {d = r.d, s = r.s, l = now, g = r.g, m = r.m, dirty = true}\n"
@@ -213,8 +211,8 @@ struct script {
 
 static char touch_lua[sizeof(touch_head) + sizeof(touch_tail) - 1]; /* joined once */
 
-static struct script scripts[] = {{admit_lua, ""}, {get_lua, ""}, {set_limits_lua, ""},
-                                  {touch_lua, ""}};
+static struct script scripts[] = {
+    {admit_lua, ""}, {get_lua, ""}, {set_limits_lua, ""}, {touch_lua, ""}};
 enum { SCRIPT_ADMIT, SCRIPT_GET, SCRIPT_SET_LIMITS, SCRIPT_TOUCH };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -382,9 +380,8 @@ static bool parse_active(const redisReply *r, struct hb_admission *out)
         const redisReply *e = r->element[i];
         struct hb_play *p = &out->active[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 5 ||
-            !copy_str(p->device, sizeof(p->device), e->element[0]) ||
-            !is_int(e->element[1]) || !is_int(e->element[2]) ||
-            !copy_str(p->group, sizeof(p->group), e->element[3]) ||
+            !copy_str(p->device, sizeof(p->device), e->element[0]) || !is_int(e->element[1]) ||
+            !is_int(e->element[2]) || !copy_str(p->group, sizeof(p->group), e->element[3]) ||
             !copy_str(p->media, sizeof(p->media), e->element[4]))
             return false;
         p->since_ms = e->element[1]->integer;
@@ -435,21 +432,30 @@ int hb_plays_admit(struct rcluster *c, const struct hb_plays_config *cfg, const 
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(grace, sizeof(grace), "%" PRId64, cfg->grace_ms);
     snprintf(limit, sizeof(limit), "%ld", cfg->defaults.devices);
-    const char *argv[] = {NULL,   NULL,  "2",   plays, limits, device, group ? group : "",
-                          media ? media : "", now, grace, limit,
+    const char *argv[] = {NULL,
+                          NULL,
+                          "2",
+                          plays,
+                          limits,
+                          device,
+                          group ? group : "",
+                          media ? media : "",
+                          now,
+                          grace,
+                          limit,
                           hb_play_policy_name(cfg->defaults.policy)};
     size_t lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 2; i < sizeof(argv) / sizeof(argv[0]); i++)
         lens[i] = strlen(argv[i]);
-    redisReply *r = run(c, SCRIPT_ADMIT, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens, err,
-                        errlen);
+    redisReply *r =
+        run(c, SCRIPT_ADMIT, (int)(sizeof(argv) / sizeof(argv[0])), argv, lens, err, errlen);
     if (r == NULL)
         return -1;
     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 6 &&
               r->element[0]->type == REDIS_REPLY_STRING &&
               decision_parse(r->element[0]->str, &out->decision) && is_int(r->element[1]) &&
-              is_int(r->element[2]) && is_int(r->element[5]) &&
-              parse_active(r->element[3], out) && parse_evicted(r->element[4], out);
+              is_int(r->element[2]) && is_int(r->element[5]) && parse_active(r->element[3], out) &&
+              parse_evicted(r->element[4], out);
     if (ok) {
         out->limit = (long)r->element[1]->integer;
         out->now_ms = r->element[2]->integer;
@@ -504,8 +510,8 @@ static bool parse_groups(const redisReply *r, struct hb_limits *limits)
 }
 
 int hb_plays_get(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
-                 int64_t now_ms, struct hb_admission *out, struct hb_limits *limits,
-                 bool *custom, char *err, size_t errlen)
+                 int64_t now_ms, struct hb_admission *out, struct hb_limits *limits, bool *custom,
+                 char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     memset(limits, 0, sizeof(*limits));
@@ -516,8 +522,9 @@ int hb_plays_get(struct rcluster *c, const struct hb_plays_config *cfg, const ch
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(grace, sizeof(grace), "%" PRId64, cfg->grace_ms);
     snprintf(limit, sizeof(limit), "%ld", cfg->defaults.devices);
-    const char *argv[] = {NULL, NULL, "2", plays, limkey, now, grace, limit,
-                          hb_play_policy_name(cfg->defaults.policy)};
+    const char *argv[] = {NULL,  NULL,   "2",
+                          plays, limkey, now,
+                          grace, limit,  hb_play_policy_name(cfg->defaults.policy)};
     size_t lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 2; i < sizeof(argv) / sizeof(argv[0]); i++)
         lens[i] = strlen(argv[i]);
@@ -712,8 +719,7 @@ static int touch_args_init(struct touch_args *t, const struct hb_plays_config *c
             set_err(err, errlen, "invalid device, group or media id in report %zu", i);
             return -1;
         }
-        snprintf(t->starts[i], sizeof(t->starts[i]), "%" PRId64,
-                 r->start_ms > 0 ? r->start_ms : 0);
+        snprintf(t->starts[i], sizeof(t->starts[i]), "%" PRId64, r->start_ms > 0 ? r->start_ms : 0);
         const char **a = t->argv + FIXED + PER * i;
         a[0] = r->device;
         a[1] = r->stopped ? "1" : "0";

@@ -25,9 +25,9 @@
 #include "ids.h"
 #include "rcluster.h"
 
-#define HB_PLAYS_GROUPS_MAX 16    /* group limits per account */
-#define HB_PLAYS_LIMIT_MAX 10000  /* largest device limit */
-#define HB_PLAYS_TOUCH_MAX 1000   /* reports in one hb_plays_touch */
+#define HB_PLAYS_GROUPS_MAX 16   /* group limits per account */
+#define HB_PLAYS_LIMIT_MAX 10000 /* largest device limit */
+#define HB_PLAYS_TOUCH_MAX 1000  /* reports in one hb_plays_touch */
 
 enum hb_play_policy { HB_POLICY_BLOCK_NEW, HB_POLICY_EVICT_OLDEST };
 
@@ -74,9 +74,9 @@ const char *hb_admit_decision_name(enum hb_admit_decision d);
 /* The outcome of an admission or a read. Arrays are owned (hb_admission_finish). */
 struct hb_admission {
     enum hb_admit_decision decision;
-    bool again;    /* the device was already active: refreshed, not counted twice */
-    long limit;    /* the account's device limit in force */
-    int64_t now_ms; /* Redis's time of the decision */
+    bool again;             /* the device was already active: refreshed, not counted twice */
+    long limit;             /* the account's device limit in force */
+    int64_t now_ms;         /* Redis's time of the decision */
     struct hb_play *active; /* after the decision, oldest first */
     size_t n_active;
     char (*evicted)[HB_ID_MAX + 1]; /* devices removed to make room, oldest first */
@@ -107,8 +107,8 @@ int hb_plays_release(struct rcluster *c, const char *account, const char *device
 /* The active devices (stale ones pruned) and the limits in force: the account's own, or the
  * defaults (*custom false). out->decision is HB_ADMIT_OK. 0, or -1 with a reason. */
 int hb_plays_get(struct rcluster *c, const struct hb_plays_config *cfg, const char *account,
-                 int64_t now_ms, struct hb_admission *out, struct hb_limits *limits,
-                 bool *custom, char *err, size_t errlen);
+                 int64_t now_ms, struct hb_admission *out, struct hb_limits *limits, bool *custom,
+                 char *err, size_t errlen);
 
 /* Replaces the account's limits (all of them, atomically). 0, or -1 with a reason (also when
  * limits is out of range: devices or a group limit above HB_PLAYS_LIMIT_MAX, a group that is
@@ -119,8 +119,8 @@ int hb_plays_set_limits(struct rcluster *c, const char *account, const struct hb
 /* One device's heartbeat as the consumer saw it. */
 struct hb_touch_report {
     const char *device;
-    bool stopped;     /* the heartbeat said "state":"stopped" */
-    int64_t start_ms; /* when it says it started playing; 0 when unknown */
+    bool stopped;              /* the heartbeat said "state":"stopped" */
+    int64_t start_ms;          /* when it says it started playing; 0 when unknown */
     const char *group, *media; /* "" or NULL when unknown */
 };
 
@@ -130,7 +130,7 @@ struct hb_touch_result {
     size_t n_released;
     const char **admitted; /* heartbeating devices admitted now, for lack of an admission */
     size_t n_admitted;
-    const char **stop;     /* devices refused, or that gave way: they must receive a stop */
+    const char **stop; /* devices refused, or that gave way: they must receive a stop */
     enum hb_admit_decision *stop_reason;
     size_t n_stop;
     char (*displaced)[HB_ID_MAX + 1]; /* names of stop not among the reports (gave way) */

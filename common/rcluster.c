@@ -28,9 +28,9 @@ struct cmd {
     char *buf; /* the command in RESP, from redisFormatCommandArgv */
     size_t len;
     int slot;
-    int ask_node;   /* send once with ASKING to this node, or NO_NODE */
-    bool asking;    /* this round's send was preceded by ASKING */
-    bool sent;      /* sent before: another send is a retry */
+    int ask_node; /* send once with ASKING to this node, or NO_NODE */
+    bool asking;  /* this round's send was preceded by ASKING */
+    bool sent;    /* sent before: another send is a retry */
     bool noscript_retried;
     redisReply *reply;
 };
@@ -134,8 +134,8 @@ static bool node_load_scripts(struct rcluster *c, struct node *n)
         }
         bool ok = r->type == REDIS_REPLY_STRING && strcmp(r->str, c->scripts[i].sha) == 0;
         if (!ok)
-            snprintf(c->reason, sizeof(c->reason), "%s:%d: SCRIPT LOAD: %s", n->ep.host,
-                     n->ep.port, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            snprintf(c->reason, sizeof(c->reason), "%s:%d: SCRIPT LOAD: %s", n->ep.host, n->ep.port,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         if (!ok)
             return false;
@@ -184,8 +184,8 @@ static bool refresh_from(struct rcluster *c, struct node *n)
         c->need_refresh = false;
         c->stats.refreshes++;
     } else if (n_ranges == 0) {
-        snprintf(c->reason, sizeof(c->reason), "%s:%d: CLUSTER SLOTS: no slot served",
-                 n->ep.host, n->ep.port);
+        snprintf(c->reason, sizeof(c->reason), "%s:%d: CLUSTER SLOTS: no slot served", n->ep.host,
+                 n->ep.port);
     }
     free(slots);
     free(ranges);
@@ -397,8 +397,8 @@ static bool send_batch(struct rcluster *c, struct node *n)
         if (cmd->sent)
             c->stats.retries++;
         cmd->sent = true;
-        if ((cmd->asking && redisAppendFormattedCommand(n->ctx, asking_cmd,
-                                                        sizeof(asking_cmd) - 1) != REDIS_OK) ||
+        if ((cmd->asking &&
+             redisAppendFormattedCommand(n->ctx, asking_cmd, sizeof(asking_cmd) - 1) != REDIS_OK) ||
             redisAppendFormattedCommand(n->ctx, cmd->buf, cmd->len) != REDIS_OK) {
             node_failed(c, n, "queue");
             n->n_batch = 0;
@@ -433,10 +433,9 @@ static void sort_reply(struct rcluster *c, struct node *n, struct cmd *cmd, redi
         return;
     }
     struct rcluster_redirect rd;
-    enum rcluster_redirect_kind kind = c->addr.cluster
-                                           ? rcluster_redirect_parse(r->str, r->len, n->ep.host,
-                                                                     &rd)
-                                           : RCLUSTER_NO_REDIRECT;
+    enum rcluster_redirect_kind kind =
+        c->addr.cluster ? rcluster_redirect_parse(r->str, r->len, n->ep.host, &rd)
+                        : RCLUSTER_NO_REDIRECT;
     bool retry = true;
     if (kind == RCLUSTER_MOVED) {
         c->stats.moved++;
@@ -502,8 +501,7 @@ int rcluster_exec(struct rcluster *c, char *err, size_t errlen)
     c->stats.last_exec_rounds = 0;
     c->reason[0] = '\0';
     for (int round = 0; round < MAX_ROUNDS && count_pending(c) > 0; round++) {
-        if (c->addr.cluster && (!c->map_ok || c->need_refresh) && !refresh_cluster(c) &&
-            !c->map_ok)
+        if (c->addr.cluster && (!c->map_ok || c->need_refresh) && !refresh_cluster(c) && !c->map_ok)
             break;
         c->stats.last_exec_rounds++;
         assign(c);
@@ -540,8 +538,7 @@ redisReply *rcluster_reply_take(struct rcluster *c, size_t i)
 }
 
 redisReply *rcluster_command(struct rcluster *c, const char *key, size_t keylen, int argc,
-                             const char **argv, const size_t *argvlen, char *err,
-                             size_t errlen)
+                             const char **argv, const size_t *argvlen, char *err, size_t errlen)
 {
     rcluster_reset(c);
     if (rcluster_append(c, key, keylen, argc, argv, argvlen) < 0) {
@@ -556,8 +553,7 @@ redisReply *rcluster_command(struct rcluster *c, const char *key, size_t keylen,
 int rcluster_masters(struct rcluster *c, struct hb_redis_addr *out, size_t max, char *err,
                      size_t errlen)
 {
-    if (c->addr.cluster && (!c->map_ok || c->need_refresh) && !refresh_cluster(c) &&
-        !c->map_ok) {
+    if (c->addr.cluster && (!c->map_ok || c->need_refresh) && !refresh_cluster(c) && !c->map_ok) {
         snprintf(err, errlen, "%s", c->reason[0] ? c->reason : "no node answered");
         return -1;
     }

@@ -39,17 +39,17 @@ struct rcluster;
 /* Counters since rcluster_create; the last_exec_ ones describe the most recent rcluster_exec. */
 struct rcluster_stats {
     unsigned long long execs;
-    unsigned long long round_trips;       /* node batches written and read back */
+    unsigned long long round_trips; /* node batches written and read back */
     unsigned long long last_exec_round_trips;
-    unsigned long long last_exec_rounds;  /* rounds of the last exec: 1 without redirections */
-    unsigned long long moved;             /* MOVED replies followed */
-    unsigned long long ask;               /* ASK replies followed (ASKING + the command) */
-    unsigned long long refreshes;         /* slot maps loaded */
-    unsigned long long connects;          /* node connections opened */
-    unsigned long long conn_errors;       /* node connections lost or refused */
-    unsigned long long retries;           /* commands sent again (any reason) */
-    unsigned long long script_loads;      /* SCRIPT LOADs done on nodes */
-    unsigned long long undelivered;       /* commands given up by an exec */
+    unsigned long long last_exec_rounds; /* rounds of the last exec: 1 without redirections */
+    unsigned long long moved;            /* MOVED replies followed */
+    unsigned long long ask;              /* ASK replies followed (ASKING + the command) */
+    unsigned long long refreshes;        /* slot maps loaded */
+    unsigned long long connects;         /* node connections opened */
+    unsigned long long conn_errors;      /* node connections lost or refused */
+    unsigned long long retries;          /* commands sent again (any reason) */
+    unsigned long long script_loads;     /* SCRIPT LOADs done on nodes */
+    unsigned long long undelivered;      /* commands given up by an exec */
 };
 
 /* The cluster slot of a key: CRC16 (XMODEM) of the key, or of its hash tag — the part between
@@ -84,8 +84,8 @@ struct rcluster_range {
 /* Parses a CLUSTER SLOTS reply. Returns a malloc'd array of *n ranges the caller frees, or NULL
  * with a reason in err when the reply is malformed (bad types, slots outside 0..16383, start >
  * end, port outside 1..65535) or memory runs out. An empty host means from_host. */
-struct rcluster_range *rcluster_slots_parse(const redisReply *r, const char *from_host,
-                                            size_t *n, char *err, size_t errlen);
+struct rcluster_range *rcluster_slots_parse(const redisReply *r, const char *from_host, size_t *n,
+                                            char *err, size_t errlen);
 
 /* A client for addr (redis-cluster:// seeds, or a single redis:// or unix:// node), with connect
  * and command timeouts of timeout_ms per node. Does no I/O: the first exec or refresh connects.
@@ -133,8 +133,7 @@ redisReply *rcluster_reply_take(struct rcluster *c, size_t i);
  * it, execs. Returns its reply, error replies included, for the caller to free; NULL with a
  * reason in err when it was not delivered or memory ran out. */
 redisReply *rcluster_command(struct rcluster *c, const char *key, size_t keylen, int argc,
-                             const char **argv, const size_t *argvlen, char *err,
-                             size_t errlen);
+                             const char **argv, const size_t *argvlen, char *err, size_t errlen);
 
 /* Fills out[0..max) with one single-node address per master (the slot map is loaded first when
  * it is not), carrying the credentials of c's address, for commands that each node answers for

@@ -119,7 +119,8 @@ static bool parse_range(const redisReply *e, const char *from_host, struct rclus
         out->start > out->end)
         return false;
     const redisReply *m = e->element[2];
-    if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 || m->element[0]->type != REDIS_REPLY_STRING)
+    if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
+        m->element[0]->type != REDIS_REPLY_STRING)
         return false;
     const redisReply *host = m->element[0];
     const char *h = host->len == 0 ? from_host : host->str;
@@ -132,8 +133,8 @@ static bool parse_range(const redisReply *e, const char *from_host, struct rclus
     return parse_int_element(m->element[1], 1, 65535, &out->master.port);
 }
 
-struct rcluster_range *rcluster_slots_parse(const redisReply *r, const char *from_host,
-                                            size_t *n, char *err, size_t errlen)
+struct rcluster_range *rcluster_slots_parse(const redisReply *r, const char *from_host, size_t *n,
+                                            char *err, size_t errlen)
 {
     if (r->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "CLUSTER SLOTS: not an array");

@@ -104,9 +104,8 @@ static bool parse_tcp(const char *rest, struct hb_redis_addr *out, char *err, si
     const char *slash = strchr(rest, '/');
     size_t auth_len = slash ? (size_t)(slash - rest) : strlen(rest);
     const char *host = skip_userinfo(rest, auth_len, out, err, errlen);
-    if (host == NULL ||
-        !parse_hostport(host, (size_t)(rest + auth_len - host), out->host, sizeof(out->host),
-                        &out->port, err, errlen))
+    if (host == NULL || !parse_hostport(host, (size_t)(rest + auth_len - host), out->host,
+                                        sizeof(out->host), &out->port, err, errlen))
         return false;
     if (slash != NULL && slash[1] != '\0')
         return parse_db(slash + 1, &out->db, err, errlen);
@@ -133,8 +132,7 @@ static bool parse_cluster(const char *rest, struct hb_redis_addr *out, char *err
             return false;
         }
         struct hb_redis_endpoint *e = &out->seeds[out->n_seeds];
-        if (!parse_hostport(p, (size_t)(stop - p), e->host, sizeof(e->host), &e->port, err,
-                            errlen))
+        if (!parse_hostport(p, (size_t)(stop - p), e->host, sizeof(e->host), &e->port, err, errlen))
             return false;
         out->n_seeds++;
         if (comma == NULL)

@@ -12,7 +12,7 @@
 
 #include "ids.h"
 
-#define HB_TOKEN_MAX 4096  /* longest token accepted, bytes */
+#define HB_TOKEN_MAX 4096   /* longest token accepted, bytes */
 #define HB_ACL_RULES_MAX 10 /* rules in one token's acl claim */
 #define HB_ACL_TOPIC_MAX 256
 #define HB_TOKEN_TTL_DEFAULT 1800 /* seconds */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define NOTE_ARGS 7
-#define HEAD_ARGS 9 /* EVALSHA sha 3 keys... ttl cap minute-ttl */
+#define HEAD_ARGS 9     /* EVALSHA sha 3 keys... ttl cap minute-ttl */
 #define CHUNK_NOTES 512 /* notes per script: a script blocks Redis while it runs */
 
 /* KEYS = viewers hash, seen hash, minute events hash. ARGV = interval keys' TTL ms, names cap,

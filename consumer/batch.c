@@ -15,7 +15,8 @@ void batch_init(struct batch *b)
 void batch_remove(struct batch *b, struct batch_key *k)
 {
     struct batch_device *d, *tmp;
-    HASH_ITER(hh, k->devices, d, tmp) {
+    HASH_ITER(hh, k->devices, d, tmp)
+    {
         HASH_DEL(k->devices, d);
         d->next_free = b->free_devices;
         b->free_devices = d;
@@ -30,7 +31,8 @@ void batch_remove(struct batch *b, struct batch_key *k)
 void batch_finish(struct batch *b)
 {
     struct batch_key *k, *tmp;
-    HASH_ITER(hh, b->keys, k, tmp) {
+    HASH_ITER(hh, b->keys, k, tmp)
+    {
         batch_remove(b, k);
     }
     while (b->free_keys != NULL) {

@@ -140,8 +140,8 @@ static bool round_trip(struct enforce *e, struct rcluster *c, struct chunk *chun
     for (size_t i = 0; i < n; i++) {
         struct chunk *k = &chunks[i];
         /* Redis's own clock (0): every instance and consumer agrees on "now". */
-        k->index = hb_plays_touch_append(c, &e->plays, k->account, e->reports + k->first, k->n,
-                                         0, err, sizeof(err));
+        k->index = hb_plays_touch_append(c, &e->plays, k->account, e->reports + k->first, k->n, 0,
+                                         err, sizeof(err));
         if (k->index < 0)
             log_error(e, k->account, err);
         else
@@ -155,8 +155,8 @@ static bool round_trip(struct enforce *e, struct rcluster *c, struct chunk *chun
         if (k->index < 0)
             continue;
         struct hb_touch_result r;
-        int rc = hb_plays_touch_read(c, k->index, e->reports + k->first, k->n, &r, err,
-                                     sizeof(err));
+        int rc =
+            hb_plays_touch_read(c, k->index, e->reports + k->first, k->n, &r, err, sizeof(err));
         if (rc == 0) {
             apply(e, k->account, &r);
             hb_touch_result_finish(&r);

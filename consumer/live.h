@@ -18,9 +18,9 @@
 #define LIVE_MAX_DEVICES_DEFAULT 1048576
 
 struct live_config {
-    const char *prefix;  /* topic prefix of the counts ("live") */
-    int64_t window_ms;   /* a device counts while its last heartbeat is this recent */
-    size_t max_devices;  /* devices tracked at most; past it the least recently seen goes */
+    const char *prefix;         /* topic prefix of the counts ("live") */
+    int64_t window_ms;          /* a device counts while its last heartbeat is this recent */
+    size_t max_devices;         /* devices tracked at most; past it the least recently seen goes */
     struct hb_control *control; /* borrowed publisher (the enforcer's), or NULL: own one */
     struct hb_control_config control_cfg; /* the own publisher's settings when control is NULL */
 };
@@ -34,10 +34,10 @@ struct live {
     size_t max_devices;
     struct hb_control *control;
     bool own_control;
-    struct live_device *devices;      /* uthash by account/device */
-    struct live_device *lru;          /* utlist, least recently seen first */
+    struct live_device *devices;         /* uthash by account/device */
+    struct live_device *lru;             /* utlist, least recently seen first */
     struct live_topic *media, *accounts; /* uthash by name */
-    struct live_topic *dirty;         /* utlist: count differs from what was published */
+    struct live_topic *dirty;            /* utlist: count differs from what was published */
     int64_t next_sweep_ms;
     /* Read by /metrics on other threads. */
     atomic_ullong n_devices, n_topics, publishes, publish_failures, evictions, dropped;

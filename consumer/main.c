@@ -16,8 +16,8 @@
 #include "writer.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,8 +407,8 @@ int main(int argc, char **argv)
             o.common.interval_s, o.common.n_brokers, redis_at, wcfg.redis.db);
     if (o.enforce)
         HB_INFO("enforcing: default limit %ld, %s, grace %lds, stops to %s/<account>/<device>",
-                o.play.default_limit, hb_play_policy_name(o.play.default_policy),
-                o.play.grace_s, o.play.control_prefix);
+                o.play.default_limit, hb_play_policy_name(o.play.default_policy), o.play.grace_s,
+                o.play.control_prefix);
     if (o.live)
         HB_INFO("live counts: window %lds, retained on %s/media/<media> and %s/account/<account>",
                 o.live_window_s, o.live_prefix, o.live_prefix);

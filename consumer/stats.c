@@ -54,15 +54,14 @@ void stats_lost(struct stats *s, unsigned long long n)
     atomic_store(&s->last_loss_mono_ms, hb_monotonic_ms());
 }
 
-int stats_health_problems(const struct stats *s, size_t queue_len, size_t queue_capacity,
-                          FILE *f)
+int stats_health_problems(const struct stats *s, size_t queue_len, size_t queue_capacity, FILE *f)
 {
     int n = 0;
     int64_t now = hb_monotonic_ms();
     int64_t last_loss = atomic_load(&s->last_loss_mono_ms);
     if (last_loss != 0 && now - last_loss < STATS_RECENT_MS) {
-        fprintf(f, "heartbeats lost: %llu in total, the last %lld ms ago\n",
-                atomic_load(&s->lost), (long long)(now - last_loss));
+        fprintf(f, "heartbeats lost: %llu in total, the last %lld ms ago\n", atomic_load(&s->lost),
+                (long long)(now - last_loss));
         n++;
     }
     if (queue_len * 2 > queue_capacity) {
@@ -112,8 +111,7 @@ void stats_format(const struct stats *s, size_t queue_len, char *buf, size_t siz
         rejected += atomic_load(&s->rejected[r]);
     unsigned long long batches = atomic_load(&s->batches);
     unsigned long long written = atomic_load(&s->written);
-    int n = snprintf(buf, size,
-                     "stats received=%llu accepted=%llu written=%llu rejected=%llu",
+    int n = snprintf(buf, size, "stats received=%llu accepted=%llu written=%llu rejected=%llu",
                      atomic_load(&s->received), atomic_load(&s->accepted), written, rejected);
     for (int r = HB_OK + 1; r < HB_REJECT_COUNT && n > 0 && (size_t)n < size; r++)
         n += snprintf(buf + n, size - (size_t)n, " %s=%llu", hb_reject_name((enum hb_reject)r),

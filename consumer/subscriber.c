@@ -146,8 +146,7 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *response)
 {
     struct sub_client *c = context;
     HB_ERROR("mqtt %s: subscribe to %s failed: code %d %s", c->uri, c->owner->filter,
-             response ? response->code : 0,
-             response && response->message ? response->message : "");
+             response ? response->code : 0, response && response->message ? response->message : "");
 }
 
 /* Whether the file at st is another one, or changed, since the password was read. */

@@ -8,8 +8,8 @@
 #include "writer.h"
 
 #include "interval.h"
-#include "seqtrack.h"
 #include "log.h"
+#include "seqtrack.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -98,8 +98,8 @@ static void take_entry(struct writer *w, const struct queue_entry *e)
     if (w->oldest_unwritten_ms == 0)
         w->oldest_unwritten_ms = e->received_ms;
     if (atomic_load(&w->stats->loss_tracking) && e->seq >= 0) {
-        long long lost = seqtrack_note(&w->seqtrack, e->account, e->device, e->seq,
-                                       hb_monotonic_ms());
+        long long lost =
+            seqtrack_note(&w->seqtrack, e->account, e->device, e->seq, hb_monotonic_ms());
         if (lost > 0)
             stats_lost(w->stats, (unsigned long long)lost);
         atomic_store(&w->stats->seq_devices, w->seqtrack.used);
@@ -127,11 +127,11 @@ static bool watermark_write(struct writer *w)
     snprintf(ttl, sizeof(ttl), "%d", WM_KEY_TTL_MS);
     snprintf(forget, sizeof(forget), "%lld", (long long)(now - WM_KEY_TTL_MS));
     snprintf(fresh, sizeof(fresh), "%lld", (long long)(now - HB_WATERMARK_STALE_MS));
-    const char *argv[] = {"EVALSHA", w->wm_sha, "1", w->wm_key, w->cfg.consumer_id,
-                          value, ttl, forget, fresh};
+    const char *argv[] = {"EVALSHA", w->wm_sha, "1",    w->wm_key, w->cfg.consumer_id,
+                          value,     ttl,       forget, fresh};
     char err[256];
-    redisReply *r = rcluster_command(w->rc, w->wm_key, strlen(w->wm_key), 9, argv, NULL, err,
-                                     sizeof(err));
+    redisReply *r =
+        rcluster_command(w->rc, w->wm_key, strlen(w->wm_key), 9, argv, NULL, err, sizeof(err));
     bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
     if (!ok) {
         HB_WARN("redis: watermark: %s",
@@ -163,8 +163,8 @@ static void watermark_advance(struct writer *w)
     if (!w->up)
         return;
     int64_t interval_ms = (int64_t)w->cfg.interval_s * 1000;
-    bool crossed = hb_interval_start(w->wm_ms, interval_ms) >
-                   hb_interval_start(w->wm_written_ms, interval_ms);
+    bool crossed =
+        hb_interval_start(w->wm_ms, interval_ms) > hb_interval_start(w->wm_written_ms, interval_ms);
     if (crossed || hb_monotonic_ms() - w->wm_written_mono >= WM_REFRESH_MS)
         watermark_write(w);
 }
@@ -193,7 +193,7 @@ static bool connect_redis(struct writer *w)
 /* Replies after which the same write is worth retrying. */
 static bool transient_error(const char *msg)
 {
-    static const char *const prefixes[] = {"NOSCRIPT", "LOADING", "BUSY", "OOM",
+    static const char *const prefixes[] = {"NOSCRIPT", "LOADING",    "BUSY",     "OOM",
                                            "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
@@ -269,9 +269,8 @@ static int append_key(struct writer *w, struct batch_key *k, int64_t now)
         set_arg(w, i++, d->device, strlen(d->device));
         set_arg(w, i++, w->numbers[j], format_count(w->numbers[j], d->count));
     }
-    return rcluster_append(w->rc, k->key, strlen(k->key), (int)argc, w->argv, w->argvlen) >= 0
-               ? 1
-               : -1;
+    return rcluster_append(w->rc, k->key, strlen(k->key), (int)argc, w->argv, w->argvlen) >= 0 ? 1
+                                                                                               : -1;
 }
 
 /* Writes the batch. Keys confirmed by Redis (or dropped for good) leave the batch. Returns
@@ -287,7 +286,8 @@ static bool write_batch(struct writer *w)
     }
     rcluster_reset(w->rc);
     struct batch_key *k, *tmp;
-    HASH_ITER(hh, w->batch.keys, k, tmp) {
+    HASH_ITER(hh, w->batch.keys, k, tmp)
+    {
         int rc = append_key(w, k, now);
         if (rc < 0) {
             HB_ERROR("writer: cannot queue command: out of memory");
@@ -368,8 +368,8 @@ static void watermark_remove(struct writer *w)
         return;
     const char *argv[] = {"HDEL", w->wm_key, w->cfg.consumer_id};
     char err[256];
-    redisReply *r = rcluster_command(w->rc, w->wm_key, strlen(w->wm_key), 3, argv, NULL, err,
-                                     sizeof(err));
+    redisReply *r =
+        rcluster_command(w->rc, w->wm_key, strlen(w->wm_key), 3, argv, NULL, err, sizeof(err));
     if (r == NULL || r->type != REDIS_REPLY_INTEGER)
         HB_WARN("redis: cannot remove the watermark of %s", w->cfg.consumer_id);
     freeReplyObject(r);
@@ -391,17 +391,17 @@ static void drop_all(struct writer *w)
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
-    bool drained = false;  /* the queue is closed and empty */
-    bool stopping = false; /* the queue is closed: the drain timeout runs */
-    int64_t stop_at = 0; /* monotonic ms when stopping began */
+    bool drained = false;     /* the queue is closed and empty */
+    bool stopping = false;    /* the queue is closed: the drain timeout runs */
+    int64_t stop_at = 0;      /* monotonic ms when stopping began */
     int64_t idle_next_ms = 0; /* connect right away, before the first heartbeat */
 
     for (;;) {
         if (w->batch.n_keys == 0) {
             if (drained)
                 break;
-            size_t n = queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms,
-                                 &drained);
+            size_t n =
+                queue_pop(w->queue, w->entries, w->cfg.batch_size, w->cfg.flush_ms, &drained);
             if (n == 0 && !drained && !stopping) {
                 idle_check(w, &idle_next_ms);
                 watermark_advance(w);
@@ -465,8 +465,8 @@ bool writer_init(struct writer *w, const struct writer_config *cfg, struct queue
     batch_init(&w->batch);
     char err[256], touch_sha[41];
     w->rc = rcluster_create(&cfg->redis, 2000, err, sizeof(err));
-    if (w->rc == NULL || !rcluster_script_add(w->rc, write_script, w->script_sha, err,
-                                              sizeof(err)) ||
+    if (w->rc == NULL ||
+        !rcluster_script_add(w->rc, write_script, w->script_sha, err, sizeof(err)) ||
         !rcluster_script_add(w->rc, watermark_script, w->wm_sha, err, sizeof(err)) ||
         (cfg->enforce != NULL &&
          !rcluster_script_add(w->rc, hb_plays_touch_script(), touch_sha, err, sizeof(err)))) {

@@ -23,9 +23,9 @@
 struct writer_config {
     struct hb_redis_addr redis;
     int interval_s;
-    size_t batch_size; /* most heartbeats taken from the queue per batch */
-    int flush_ms;      /* longest a heartbeat waits for its batch to fill */
-    int drain_timeout_ms; /* on shutdown, how long to keep retrying an unreachable Redis */
+    size_t batch_size;       /* most heartbeats taken from the queue per batch */
+    int flush_ms;            /* longest a heartbeat waits for its batch to fill */
+    int drain_timeout_ms;    /* on shutdown, how long to keep retrying an unreachable Redis */
     const char *group;       /* share group whose watermark hash this consumer writes */
     const char *consumer_id; /* its field in that hash (the MQTT client id) */
     struct enforce *enforce; /* --enforce: borrowed, run after every written batch; or NULL */
@@ -52,12 +52,12 @@ struct writer {
      * what Redis holds, written at wm_written_mono (monotonic ms). */
     char wm_key[HB_WATERMARK_KEY_MAX];
     int64_t wm_ms, wm_written_ms, wm_written_mono;
-    int64_t last_taken_ms; /* the latest receive time taken from the queue */
+    int64_t last_taken_ms;       /* the latest receive time taken from the queue */
     int64_t oldest_unwritten_ms; /* receive time of the batch's first heartbeat; 0 when empty */
     struct seqtrack seqtrack;
-    struct aggregates aggregates; /* used when cfg.aggregates */
+    struct aggregates aggregates;       /* used when cfg.aggregates */
     unsigned long long dropped_at_stop; /* heartbeats dropped because Redis stayed down */
-    struct hb_ratelimit connect_log; /* failed connects: warned first, then every 5 s */
+    struct hb_ratelimit connect_log;    /* failed connects: warned first, then every 5 s */
     pthread_t thread;
     bool started;
 };

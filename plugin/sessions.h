@@ -68,8 +68,9 @@ void hb_sessions_logout(struct hb_sessions *s, const void *client, int64_t now_s
 
 /* Housekeeping at now_s: frees offline sessions whose token expired (or was revoked) and
  * kicked sessions older than the grace period, and copies into ids (at most max) the client ids
- * of online holders whose token expired or was revoked and that were not kicked yet, marking them kicked. *more is set when
- * more were due than fit. Returns how many ids were written. Never calls the broker. */
+ * of online holders whose token expired or was revoked and that were not kicked yet, marking them
+ * kicked. *more is set when more were due than fit. Returns how many ids were written. Never calls
+ * the broker. */
 size_t hb_sessions_expire(struct hb_sessions *s, int64_t now_s, char (*ids)[HB_ID_MAX + 1],
                           size_t max, bool *more);
 

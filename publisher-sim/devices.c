@@ -8,10 +8,10 @@
 
 #include "ids.h"
 #include "interval.h"
-#include "playlog.h"
-#include "schedule.h"
 #include "keyring.h"
 #include "mint.h"
+#include "playlog.h"
+#include "schedule.h"
 #include "token.h"
 
 #include <cjson/cJSON.h>
@@ -166,7 +166,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     const cJSON *action = cJSON_GetObjectItemCaseSensitive(j, "action");
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive(j, "reason");
     if (cJSON_IsString(action) && strcmp(action->valuestring, "stop") == 0) {
-        bool named = cJSON_IsString(reason) && strlen(reason->valuestring) < sizeof(d->stop_reason) &&
+        bool named = cJSON_IsString(reason) &&
+                     strlen(reason->valuestring) < sizeof(d->stop_reason) &&
                      hb_id_valid(reason->valuestring, strlen(reason->valuestring));
         snprintf(d->stop_reason, sizeof(d->stop_reason), "%s",
                  named ? reason->valuestring : "unnamed");
@@ -620,8 +621,8 @@ static bool device_admit(struct devices *ds, struct device *d)
     const struct sim_house *h = ds->cfg->house;
     struct admission_answer a;
     char err[512], members[4096];
-    bool ok = admission_request(&h->api, device_account(ds, d), device_id(ds, d), &a, err,
-                                sizeof(err));
+    bool ok =
+        admission_request(&h->api, device_account(ds, d), device_id(ds, d), &a, err, sizeof(err));
     int64_t now = hb_now_ms();
     int n = -1;
     if (ok && a.allow)

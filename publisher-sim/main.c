@@ -6,7 +6,9 @@
 #include "capacity.h"
 #include "fleet.h"
 #include "interval.h"
+#include "keyring.h"
 #include "log.h"
+#include "mint.h"
 #include "nopair.h"
 #include "options.h"
 #include "payload.h"
@@ -14,8 +16,6 @@
 #include "playlog.h"
 #include "schedule.h"
 #include "summary.h"
-#include "keyring.h"
-#include "mint.h"
 #include "token.h"
 #include "truth.h"
 

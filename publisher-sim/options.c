@@ -4,8 +4,8 @@
 #include "options.h"
 
 #include "ids.h"
-#include "log.h"
 #include "keyring.h"
+#include "log.h"
 #include "mint.h"
 #include "token.h"
 
@@ -496,18 +496,42 @@ static const struct hb_option log_options[] = {
 
 /* getopt's order, which lists ambiguous abbreviations, predates the help text's. */
 static const char *const getopt_order[] = {
-    "broker",       "redis",          "interval",
-    "topic-prefix", "accounts",       "devices-per-account",
-    "heartbeat",    "jitter",         "duration",
-    "churn",        "guard-ms",       "qos",
-    "seed",         "account-prefix", "username",
-    "password",     "truth",          "json",
-    "quiet",        "connect-rate",   "log-level",
-    "workers",      "source-address", "key",
-    "kid",          "token-ttl",      "payload-template",
-    "keepalive",    "progress",       "ca-file",
-    "hold",         "api",            "api-key-file",
-    "control-prefix", "vanish",       "plays-truth",
+    "broker",
+    "redis",
+    "interval",
+    "topic-prefix",
+    "accounts",
+    "devices-per-account",
+    "heartbeat",
+    "jitter",
+    "duration",
+    "churn",
+    "guard-ms",
+    "qos",
+    "seed",
+    "account-prefix",
+    "username",
+    "password",
+    "truth",
+    "json",
+    "quiet",
+    "connect-rate",
+    "log-level",
+    "workers",
+    "source-address",
+    "key",
+    "kid",
+    "token-ttl",
+    "payload-template",
+    "keepalive",
+    "progress",
+    "ca-file",
+    "hold",
+    "api",
+    "api-key-file",
+    "control-prefix",
+    "vanish",
+    "plays-truth",
     NULL,
 };
 

@@ -49,7 +49,7 @@ struct options {
     const char *ca_file;  /* TLS brokers: CA certificates (PEM); NULL: the system's */
     const char *payload_template_path;
     const char *truth_path;
-    const char *api_url;          /* --api: devices ask hb-api for admission; NULL: off */
+    const char *api_url; /* --api: devices ask hb-api for admission; NULL: off */
     const char *api_key_file;
     const char *control_prefix;   /* stops arrive on <prefix>/<account>/<device> */
     double vanish;                /* fraction of admitted devices ending without a stop */
@@ -80,7 +80,8 @@ void options_finish(struct options *o);
 bool options_sources_add(struct options *o, const char *arg, char *err, size_t errlen);
 
 /* Parses tcp://host:port or mqtt://host:port (port defaults to 1883), or ssl:// or mqtts://
- * for TLS (port defaults to 8883); an IPv6 host is written [addr]. Returns false with a reason in err when uri is malformed. */
+ * for TLS (port defaults to 8883); an IPv6 host is written [addr]. Returns false with a reason in
+ * err when uri is malformed. */
 bool options_broker_parse(const char *uri, struct options_broker *out, char *err, size_t errlen);
 
 /* Parses "M" or "MIN-MAX" (0 <= MIN <= MAX <= max). False when malformed or out of range. */

@@ -11,11 +11,11 @@
 #include <stdint.h>
 
 #include "admission.h"
+#include "keyring.h"
+#include "mint.h"
 #include "options.h"
 #include "payload.h"
 #include "plan.h"
-#include "keyring.h"
-#include "mint.h"
 #include "token.h"
 #include "truth.h"
 
@@ -74,7 +74,7 @@ struct sim_config {
     int64_t token_ttl_s;
     const struct payload_template *payload;
     const struct sim_house *house; /* NULL: no --api, devices connect unasked */
-    int qos; /* 0 or 1 */
+    int qos;                       /* 0 or 1 */
     double heartbeat_s;
     double jitter;
     int64_t interval_ms;

@@ -54,9 +54,8 @@ static void print_stats(const char *what, const struct rcluster *c, const char *
     printf("%s %s round_trips=%llu last_round_trips=%llu last_rounds=%llu moved=%llu ask=%llu "
            "refreshes=%llu connects=%llu conn_errors=%llu retries=%llu script_loads=%llu "
            "undelivered=%llu\n",
-           what, extra, s.round_trips, s.last_exec_round_trips, s.last_exec_rounds, s.moved,
-           s.ask, s.refreshes, s.connects, s.conn_errors, s.retries, s.script_loads,
-           s.undelivered);
+           what, extra, s.round_trips, s.last_exec_round_trips, s.last_exec_rounds, s.moved, s.ask,
+           s.refreshes, s.connects, s.conn_errors, s.retries, s.script_loads, s.undelivered);
     fflush(stdout);
 }
 

@@ -39,10 +39,12 @@ static const struct seed seeds[] = {
      {HB_ROLE_CONSUMER, NULL, NULL, NULL, NOW + 10, 86400, NULL, NULL, NULL}},
     {"expired-device-hs",
      FUZZ_TOKEN_HS_KID,
-     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 7200, HB_TOKEN_TTL_DEFAULT, NULL, NULL, NULL}},
+     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW - 7200, HB_TOKEN_TTL_DEFAULT, NULL, NULL,
+      NULL}},
     {"future-device-es",
      FUZZ_TOKEN_ES_KID,
-     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW + 3600, HB_TOKEN_TTL_DEFAULT, NULL, NULL, NULL}},
+     {HB_ROLE_DEVICE, "acct0001", "tv-1", NULL, NOW + 3600, HB_TOKEN_TTL_DEFAULT, NULL, NULL,
+      NULL}},
 };
 #undef NOW
 

@@ -199,7 +199,8 @@ static void test_batch_remove_adjusts_totals_and_keeps_others(void)
     CHECK_INT(b.heartbeats, 3);
 
     struct batch_key *k, *tmp;
-    HASH_ITER(hh, b.keys, k, tmp) {
+    HASH_ITER(hh, b.keys, k, tmp)
+    {
         batch_remove(&b, k);
     }
     CHECK_INT(b.n_keys, 0);

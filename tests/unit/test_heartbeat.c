@@ -27,8 +27,7 @@ static enum hb_reject topic(const char *prefix, const char *t, struct hb_heartbe
 }
 
 /* Checks payload[0..len) from an exact-size heap copy; *sent_ms starts at a sentinel. */
-static enum hb_reject payload_n(const char *payload, size_t len, size_t max_len,
-                                int64_t *sent_ms)
+static enum hb_reject payload_n(const char *payload, size_t len, size_t max_len, int64_t *sent_ms)
 {
     char *copy = malloc(len ? len : 1);
     if (copy == NULL)
@@ -161,9 +160,13 @@ static void test_topic_forbidden_bytes_in_ids_are_bad_id(void)
 {
     struct hb_heartbeat hb;
     const char *bad[] = {
-        "hb/a{b/dev", "hb/a}b/dev", "hb/acct/d{x}", "hb/+/dev", "hb/acct/+",
-        "hb/#/dev", "hb/acct/#", "hb/a b/dev", "hb/acct/d v", "hb/a\tb/dev",
-        "hb/acct/d\x01", "hb/acct/d\x7f", "hb/caf\xc3\xa9/dev", "hb/acct/\xe2\x82\xac",
+        "hb/a{b/dev",         "hb/a}b/dev",
+        "hb/acct/d{x}",       "hb/+/dev",
+        "hb/acct/+",          "hb/#/dev",
+        "hb/acct/#",          "hb/a b/dev",
+        "hb/acct/d v",        "hb/a\tb/dev",
+        "hb/acct/d\x01",      "hb/acct/d\x7f",
+        "hb/caf\xc3\xa9/dev", "hb/acct/\xe2\x82\xac",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int r = topic("hb", bad[i], &hb);
@@ -214,7 +217,8 @@ static struct hb_payload_members members_of(const char *text)
 
 static void test_payload_members_state_and_started_are_top_level(void)
 {
-    struct hb_payload_members m = members_of("{\"seq\":3,\"state\":\"stopped\",\"started\":1700000000123}");
+    struct hb_payload_members m =
+        members_of("{\"seq\":3,\"state\":\"stopped\",\"started\":1700000000123}");
     CHECK_INT(m.seq, 3);
     CHECK(m.stopped);
     CHECK_INT(m.started_ms, 1700000000123);
@@ -332,8 +336,7 @@ static void test_payload_deep_nesting_is_not_json_without_crash(void)
 static void test_payload_non_object_json_is_not_object(void)
 {
     int64_t ts;
-    const char *values[] = {"[]", "[{\"ts\":5}]", "42", "-1.5", "\"str\"", "null", "true",
-                            "false"};
+    const char *values[] = {"[]", "[{\"ts\":5}]", "42", "-1.5", "\"str\"", "null", "true", "false"};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         int r = payload(values[i], &ts);
         if (r != HB_REJECT_NOT_OBJECT)
@@ -412,7 +415,7 @@ static void test_reject_name_of_every_reason_is_stable(void)
 static void test_reject_name_out_of_range_is_unknown(void)
 {
     CHECK_STR(hb_reject_name(HB_REJECT_COUNT), "unknown");
-    CHECK_STR(hb_reject_name((enum hb_reject)-1), "unknown");
+    CHECK_STR(hb_reject_name((enum hb_reject) - 1), "unknown");
     CHECK_STR(hb_reject_name((enum hb_reject)1000), "unknown");
 }
 

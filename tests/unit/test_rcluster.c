@@ -34,11 +34,11 @@ static void test_rcluster_key_slot_matches_redis(void)
 
 static void test_rcluster_key_slot_hash_tag_edges(void)
 {
-    CHECK_INT(slot_of("{}"), 15257);         /* empty tag: the whole key */
-    CHECK_INT(slot_of("{"), 4092);           /* no closing brace: the whole key */
+    CHECK_INT(slot_of("{}"), 15257); /* empty tag: the whole key */
+    CHECK_INT(slot_of("{"), 4092);   /* no closing brace: the whole key */
     CHECK_INT(slot_of("a{b"), 13340);
-    CHECK_INT(slot_of("foo{}{bar}"), 8363);  /* the first tag is empty: whole key, not "bar" */
-    CHECK_INT(slot_of("foo{{bar}}"), 4015);  /* tag "{bar" */
+    CHECK_INT(slot_of("foo{}{bar}"), 8363); /* the first tag is empty: whole key, not "bar" */
+    CHECK_INT(slot_of("foo{{bar}}"), 4015); /* tag "{bar" */
     CHECK_INT(slot_of("foo{{bar}}"), slot_of("{bar"));
     CHECK_INT(slot_of("foo{bar}{zap}"), 5061); /* the first tag only */
     CHECK_INT(slot_of("}{x}"), 16287);
@@ -155,10 +155,14 @@ static void test_rcluster_redirect_moved_and_ask(void)
 static void test_rcluster_redirect_refuses_malformed(void)
 {
     static const char *const bad[] = {
-        "MOVED",           "MOVED ",           "MOVED 3999",      "MOVED 3999 ",
-        "MOVED x h:1",     "MOVED 16384 h:1",  "MOVED -1 h:1",    "MOVED 1 h",
-        "MOVED 1 h:0",     "MOVED 1 h:65536",  "MOVED 1 h:",      "ASK 1 h:1x",
-        "ERR unknown",     "NOSCRIPT No matching script", "moved 1 h:1", "ASKING",
+        "MOVED",        "MOVED ",
+        "MOVED 3999",   "MOVED 3999 ",
+        "MOVED x h:1",  "MOVED 16384 h:1",
+        "MOVED -1 h:1", "MOVED 1 h",
+        "MOVED 1 h:0",  "MOVED 1 h:65536",
+        "MOVED 1 h:",   "ASK 1 h:1x",
+        "ERR unknown",  "NOSCRIPT No matching script",
+        "moved 1 h:1",  "ASKING",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct rcluster_redirect r;

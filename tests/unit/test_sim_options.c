@@ -1,10 +1,10 @@
 /* Unit tests of hb-sim's option helpers and population (publisher-sim/options.c, plan.c):
  * device-count ranges, broker URIs, source addresses, key ids, option conflicts, ids. */
 #include "ids.h"
-#include "options.h"
-#include "plan.h"
 #include "keyring.h"
 #include "mint.h"
+#include "options.h"
+#include "plan.h"
 #include "token.h"
 
 #include "testing.h"

@@ -29,10 +29,10 @@ static void test_stats_empty_line_has_every_field_at_zero(void)
     char line[1024];
     stats_format(&s, 0, line, sizeof(line));
     CHECK(strncmp(line, "stats received=0 ", 17) == 0);
-    const char *zero[] = {"received", "accepted",   "written",  "rejected", "bad_topic",
-                          "bad_id",   "oversize",   "not_json", "not_object", "retained",
-                          "dropped",  "expired",    "redis_errors", "batches", "batch_max",
-                          "queued"};
+    const char *zero[] = {"received",     "accepted", "written",   "rejected",
+                          "bad_topic",    "bad_id",   "oversize",  "not_json",
+                          "not_object",   "retained", "dropped",   "expired",
+                          "redis_errors", "batches",  "batch_max", "queued"};
     for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
         const char *v = field(line, zero[i]);
         if (strcmp(v, "0") != 0)
@@ -91,7 +91,7 @@ static void test_stats_reject_ignores_ok_and_out_of_range(void)
     stats_init(&s);
     stats_reject(&s, HB_OK);
     stats_reject(&s, HB_REJECT_COUNT);
-    stats_reject(&s, (enum hb_reject)-1);
+    stats_reject(&s, (enum hb_reject) - 1);
     stats_reject(&s, HB_REJECT_NOT_JSON);
     CHECK_INT(atomic_load(&s.rejected[HB_OK]), 0);
     char line[1024];
