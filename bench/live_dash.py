@@ -39,6 +39,9 @@ class LiveDash(Bench):
                 row = self.step(subject, rate, count)
                 row["rep"] = rnd + 1
                 got[subject] = row
+                if subject == "consumer-live":
+                    row["live_media_retained"] = self.retained("live/media/m-1")
+                    log(f"  retained live/media/m-1: {row['live_media_retained']}")
             base, live = got["consumer"], got["consumer-live"]
             ratio = None
             if base.get("cpu_us_per_hb") and live.get("cpu_us_per_hb"):
@@ -47,6 +50,13 @@ class LiveDash(Bench):
                         "ratio": ratio})
             log(f"  round {rnd + 1}: --live / without = {ratio}")
         return out
+
+    def retained(self, topic):
+        """The broker's retained message on topic (the live count the consumer published last),
+        so a run shows the live table was exercised; None if there is none."""
+        r = subprocess.run(["mosquitto_sub", "-p", str(self.broker_port), "-t", topic, "-C", "1",
+                            "-W", "3", "--retained-only"], capture_output=True, text=True)
+        return r.stdout.strip() or None
 
     def dashboard(self, rate, devices, requests, page):
         """Fills the aggregates with `devices` distinct devices through hb-consumer, then times
@@ -156,13 +166,14 @@ def markdown(res, a):
                 f"{a.accounts} accounts × {a.devices_per_account} devices, payload with "
                 "`mediaId`; a fresh consumer and an empty Redis per step:", "",
                 "| round | order | CPU µs/hb without | CPU µs/hb `--live` | --live ÷ without "
-                "| exact | other cores (without / live) |",
-                "|---|---|---|---|---|---|---|"]
+                "| exact | other cores (without / live) | retained `live/media/m-1` |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in res["live"]:
             b, lv = r["base"], r["live"]
             out.append(f"| {r['round']} | {r['order']} | {b.get('cpu_us_per_hb')} | "
                        f"{lv.get('cpu_us_per_hb')} | {r['ratio']} | {b['exact']} / {lv['exact']} "
-                       f"| {b.get('other_cores')} / {lv.get('other_cores')} |")
+                       f"| {b.get('other_cores')} / {lv.get('other_cores')} "
+                       f"| `{lv.get('live_media_retained')}` |")
         ratios = [r["ratio"] for r in res["live"] if r["ratio"]]
         if ratios:
             out += ["", f"Median ratio: **{statistics.median(ratios):.3f}** "
