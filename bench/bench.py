@@ -1249,6 +1249,8 @@ NOTES_BEGIN = "<!-- notes:begin (kept by bench/bench.py across runs) -->"
 NOTES_END = "<!-- notes:end -->"
 ADMISSION_BEGIN = "<!-- admission:begin"
 ADMISSION_END = "<!-- admission:end -->"
+LIVE_BEGIN = "<!-- live:begin"  # issue 11's figures (bench/live_dash.py), kept as they are
+LIVE_END = "<!-- live:end -->"
 
 
 def benchmarks_md(b, stamp, results, conditions):
@@ -1264,6 +1266,9 @@ def benchmarks_md(b, stamp, results, conditions):
         i, j = text.find(ADMISSION_BEGIN), text.find(ADMISSION_END)
         if i >= 0 and j > i:
             admission = text[i:j + len(ADMISSION_END)] + "\n\n"
+        i, j = text.find(LIVE_BEGIN), text.find(LIVE_END)
+        if i >= 0 and j > i:
+            admission += text[i:j + len(LIVE_END)] + "\n\n"
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     return f"""# Benchmarks
 
