@@ -39,18 +39,21 @@ LABEL = {
     "floor": "floor (paho, does nothing)",
     "python": "Python peer",
     "node": "Node.js peer",
+    "consumer-live": "hb-consumer --live",
 }
 
-# Sums every hb:* hash in Redis: [key, fields, sum of values, pttl, ...].
+# Sums every hb:* hash in Redis but the dashboard's: [key, fields, sum of values, pttl, ...].
 VERIFY_LUA = """
 local out = {}
 for _, k in ipairs(redis.call('KEYS', 'hb:*')) do
-  local s = 0
-  for _, v in ipairs(redis.call('HVALS', k)) do s = s + tonumber(v) end
-  table.insert(out, k)
-  table.insert(out, redis.call('HLEN', k))
-  table.insert(out, s)
-  table.insert(out, redis.call('PTTL', k))
+  if string.sub(k, 1, 8) ~= 'hb:dash:' then
+    local s = 0
+    for _, v in ipairs(redis.call('HVALS', k)) do s = s + tonumber(v) end
+    table.insert(out, k)
+    table.insert(out, redis.call('HLEN', k))
+    table.insert(out, s)
+    table.insert(out, redis.call('PTTL', k))
+  end
 end
 return out
 """
@@ -257,7 +260,7 @@ class Servers:
         wait_until(ping, 10, "redis-server")
         self.verify = self.redis.register_script(VERIFY_LUA)
 
-    def start_broker(self, name="mosquitto"):
+    def start_broker(self, name="mosquitto", retain=False):
         port = free_port()
         conf = os.path.join(self.workdir, f"{name}.conf")
         logpath = os.path.join(self.workdir, f"{name}.log")
@@ -271,7 +274,7 @@ max_queued_bytes 0
 # As deploy/mosquitto.conf: QoS 1 messages in flight to one subscriber.
 max_inflight_messages 1000
 message_size_limit 65536
-retain_available false
+retain_available {"true" if retain else "false"}
 connection_messages false
 log_dest stderr
 log_type error
@@ -354,9 +357,10 @@ class Bench:
     def start_subject(self, subject, interval, tag):
         b = f"tcp://127.0.0.1:{self.broker_port}"
         r = f"redis://127.0.0.1:{self.servers.redis_port}"
-        if subject == "consumer":
+        if subject in ("consumer", "consumer-live"):
             argv = [os.path.join(self.build, "consumer", "hb-consumer"), "--broker", b,
                     "--redis", r, "--interval", str(interval), "--stats-interval", "1",
+                    *(["--live"] if subject == "consumer-live" else []),
                     *shlex.split(self.args.consumer_args)]
         elif subject == "floor":
             argv = [os.path.join(self.tools, "hb-nullsub"), "--broker", b, "--filter", FILTER,
@@ -1245,6 +1249,8 @@ NOTES_BEGIN = "<!-- notes:begin (kept by bench/bench.py across runs) -->"
 NOTES_END = "<!-- notes:end -->"
 ADMISSION_BEGIN = "<!-- admission:begin"
 ADMISSION_END = "<!-- admission:end -->"
+LIVE_BEGIN = "<!-- live:begin"  # issue 11's figures (bench/live_dash.py), kept as they are
+LIVE_END = "<!-- live:end -->"
 
 
 def benchmarks_md(b, stamp, results, conditions):
@@ -1260,6 +1266,9 @@ def benchmarks_md(b, stamp, results, conditions):
         i, j = text.find(ADMISSION_BEGIN), text.find(ADMISSION_END)
         if i >= 0 and j > i:
             admission = text[i:j + len(ADMISSION_END)] + "\n\n"
+        i, j = text.find(LIVE_BEGIN), text.find(LIVE_END)
+        if i >= 0 and j > i:
+            admission += text[i:j + len(LIVE_END)] + "\n\n"
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     return f"""# Benchmarks
 

@@ -8,6 +8,9 @@
 #   bash bench/run.sh pipeline        the heartbeat pipeline only
 #   bash bench/run.sh admission       the admission benchmark only (bench/admission.py, ~12 min):
 #                                     hb-api vs a Node.js peer vs redis-benchmark, wrk, one Redis
+#   bash bench/run.sh live            issue 11's figures (bench/live_dash.py, ~5 min): hb-consumer
+#                                     with and without --live at 20,000/s, and GET /dashboard/data
+#                                     with 200,000 devices; results in bench/results/live-<stamp>/
 #   BENCH_QUICK=1 bash bench/run.sh   smoke run (~2-3 min), does not touch BENCHMARKS.md
 #
 # Environment: HB_BUILD_DIR (default build), BENCH_RATES (e.g. 5000,40000), BENCH_SUBJECTS
@@ -33,8 +36,8 @@ die() {
 # --- what must be installed ---------------------------------------------------------------
 what=${1:-all}
 case $what in
-    all | pipeline | admission) ;;
-    *) die "usage: bash bench/run.sh [all|pipeline|admission]" ;;
+    all | pipeline | admission | live) ;;
+    *) die "usage: bash bench/run.sh [all|pipeline|admission|live]" ;;
 esac
 # scripts/deps.sh installs the build's packages and the benchmark's own, each only when its
 # command is missing (Node.js may come with its own npm from elsewhere).
@@ -76,7 +79,11 @@ else
     cc "${flags[@]}" -pthread -o "$tools/hb-nullsub" "$here/nullsub.c" -lpaho-mqtt3as
 fi
 
-# The Node.js peer's packages, exactly as locked.
+# The Node.js peer's packages, exactly as locked (live: playwright-core from web/ for the page).
+if [[ $what == live ]]; then
+    [[ -d $root/web/node_modules/playwright-core ]] ||
+        (cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in web/"
+fi
 if [[ ! -f $here/node/node_modules/.package-lock.json ||
     $here/node/package-lock.json -nt $here/node/node_modules/.package-lock.json ]]; then
     echo "bench: npm ci in bench/node" >&2
@@ -96,6 +103,11 @@ fi
 
 # --- the run ------------------------------------------------------------------------------
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
+if [[ $what == live ]]; then
+    # shellcheck disable=SC2086 # extra options are words
+    exec /usr/bin/python3 "$here/live_dash.py" --build "$build" --tools "$tools" \
+        --out "$here/results/live-$stamp" ${BENCH_LIVE_ARGS:-}
+fi
 if [[ $what != admission ]]; then
     out=$here/results/$stamp
     args=(--build "$build" --tools "$tools" --out "$out")
