@@ -205,10 +205,11 @@ struct cJSON *hb_key_jwk(const struct hb_key *key, char *err, size_t errlen)
     hb_jwt_b64url_encode(y, sizeof(y), y64);
     cJSON *jwk = cJSON_CreateObject();
     bool ok = jwk != NULL && cJSON_AddStringToObject(jwk, "kid", key->kid) &&
-         cJSON_AddStringToObject(jwk, "kty", "EC") &&
-         cJSON_AddStringToObject(jwk, "crv", "P-256") && cJSON_AddStringToObject(jwk, "x", x64) &&
-         cJSON_AddStringToObject(jwk, "y", y64) && cJSON_AddStringToObject(jwk, "use", "sig") &&
-         cJSON_AddStringToObject(jwk, "alg", hb_key_alg_name(key->alg));
+              cJSON_AddStringToObject(jwk, "kty", "EC") &&
+              cJSON_AddStringToObject(jwk, "crv", "P-256") &&
+              cJSON_AddStringToObject(jwk, "x", x64) && cJSON_AddStringToObject(jwk, "y", y64) &&
+              cJSON_AddStringToObject(jwk, "use", "sig") &&
+              cJSON_AddStringToObject(jwk, "alg", hb_key_alg_name(key->alg));
     if (!ok) {
         cJSON_Delete(jwk);
         hb_set_err(err, errlen, "key '%s': out of memory", key->kid);

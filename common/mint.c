@@ -145,9 +145,8 @@ static bool request_valid(const struct hb_token_request *req, const char *prefix
         return false;
     }
     const char *live = req->live_prefix;
-    if (live != NULL &&
-        (device_role || !hb_topic_prefix_valid(live) || strcmp(live, prefix) == 0 ||
-         (req->control_prefix != NULL && strcmp(live, req->control_prefix) == 0))) {
+    if (live != NULL && (device_role || !hb_topic_prefix_valid(live) || strcmp(live, prefix) == 0 ||
+                         (req->control_prefix != NULL && strcmp(live, req->control_prefix) == 0))) {
         hb_set_err(err, errlen,
                    "invalid live prefix '%.80s': a consumer's topic prefix other than the topic "
                    "and control prefixes",
