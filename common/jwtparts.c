@@ -1,6 +1,7 @@
 /* Unverified reading of a compact JWT's parts: strict base64url (canonical, unpadded, no NUL
  * byte) and JSON objects without duplicate member names, so that the verifier and libjwt can
- * never disagree about what a header or claims set says. Nothing here trusts a token. */
+ * never disagree about what a header or claims set says. Nothing here trusts a token. The
+ * encoder (for the minter and JWKs) is the decoder's counterpart, so neither needs libcrypto. */
 #include "jwtparts.h"
 
 #include "token.h"
@@ -28,6 +29,35 @@ static int b64url_value(unsigned char c)
 bool hb_jwt_b64url_char(unsigned char c)
 {
     return b64url_value(c) >= 0;
+}
+
+size_t hb_jwt_b64url_len(size_t n)
+{
+    return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
+
+size_t hb_jwt_b64url_encode(const void *in, size_t n, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *b = in;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        size_t left = n - i;
+        uint32_t v = (uint32_t)b[i] << 16;
+        if (left > 1)
+            v |= (uint32_t)b[i + 1] << 8;
+        if (left > 2)
+            v |= b[i + 2];
+        out[o++] = alphabet[(v >> 18) & 63];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (left > 1)
+            out[o++] = alphabet[(v >> 6) & 63];
+        if (left > 2)
+            out[o++] = alphabet[v & 63];
+    }
+    out[o] = '\0';
+    return o;
 }
 
 /* Decodes unpadded base64url s[0..n) into a malloc'd NUL-terminated buffer. NULL when the text

@@ -19,6 +19,12 @@ struct cJSON;
 /* Whether c is one of the 64 characters of base64url (no padding). */
 bool hb_jwt_b64url_char(unsigned char c);
 
+/* Length of the unpadded base64url text of n bytes (without a terminating NUL). */
+size_t hb_jwt_b64url_len(size_t n);
+/* Writes in[0..n) as unpadded base64url (RFC 7515 section 2) to out, which holds at least
+ * hb_jwt_b64url_len(n) + 1 bytes, NUL-terminated. Returns the text's length. */
+size_t hb_jwt_b64url_encode(const void *in, size_t n, char *out);
+
 /* Decodes the unpadded base64url part s[0..n) and parses it as a JSON object of at most
  * members_max members without duplicate names. Returns a new object (cJSON_Delete it), or NULL
  * when the text is not canonical base64url, holds a NUL byte, or is not such an object. */

@@ -8,6 +8,8 @@
 
 #include "ids.h"
 
+#include <openssl/types.h>
+
 #define HB_KEYRING_MAX 8 /* keys configured at once (rotation overlap) */
 
 enum hb_token_alg { HB_TOKEN_HS256, HB_TOKEN_ES256 };
@@ -24,6 +26,10 @@ struct hb_key {
      * at load time. NULL for HS256. */
     unsigned char *public_pem;
     size_t public_len;
+    /* ES256 only: the key parsed once at load time (private when can_sign), owned; the minter
+     * signs with it directly. OpenSSL allows concurrent use of a built EVP_PKEY, so threads may
+     * share it. NULL for HS256. */
+    EVP_PKEY *pkey;
 };
 
 struct hb_keyring {
@@ -43,7 +49,8 @@ bool hb_key_load(struct hb_key *key, const char *kid, const char *path, char *er
  * and the broker plugin, so they agree. False when that is not an id or does not fit. */
 bool hb_key_default_kid(const char *path, char *kid, size_t kidlen);
 
-/* Wipes and frees the key material; the key is zeroed. A zeroed key is a no-op. */
+/* Wipes and frees the key material and the parsed key; the key is zeroed. A zeroed key is a
+ * no-op. */
 void hb_key_finish(struct hb_key *key);
 
 /* The JWT "alg" name of alg: "HS256" or "ES256". */

@@ -1,5 +1,5 @@
 /* Minting device and consumer tokens: a signed JWT whose acl claim names exactly the topics its
- * holder may use. Signing is libjwt's (OpenSSL); randomness for the token id is OpenSSL's. */
+ * holder may use. Signing and the token id's randomness are OpenSSL's; libjwt only verifies. */
 #ifndef HB_MINT_H
 #define HB_MINT_H
 
@@ -43,7 +43,9 @@ struct hb_token_request {
  * (a valid topic prefix other than the topic and control prefixes), a consumer token gets allow
  * publish L/# with "retain": true after its other allows. Claims: sub, iat
  * (now_s), nbf (now_s - 30), exp (now_s + ttl_s), jti (random, 128 bits), acl, role. Header:
- * alg, typ, kid. Returns a malloc'd token or NULL with a reason in err. */
+ * alg, kid, typ (members in name order, as libjwt wrote them). Signed with OpenSSL (the key
+ * parsed at load time); safe to call from several threads with the same key. Returns a malloc'd
+ * token or NULL with a reason in err. */
 char *hb_token_mint(const struct hb_key *key, const struct hb_token_request *req, char *err,
                     size_t errlen);
 

@@ -241,6 +241,7 @@ static void test_key_load_secret_strips_one_newline(void)
     CHECK_INT(k.len, 36);
     CHECK(memcmp(k.material, "0123456789abcdef0123456789abcdef-one", 36) == 0);
     CHECK(k.public_pem == NULL);
+    CHECK(k.pkey == NULL); /* HMAC signs with the secret's bytes */
     CHECK_STR(k.kid, "k1");
     hb_key_finish(&k);
     CHECK(k.material == NULL && k.len == 0 && k.kid[0] == '\0');
@@ -260,10 +261,14 @@ static void test_key_load_es256_private_public_and_traditional(void)
     CHECK_INT(k.alg, HB_TOKEN_ES256);
     CHECK(k.can_sign);
     CHECK(k.public_pem != NULL && strstr((const char *)k.public_pem, "PUBLIC KEY") != NULL);
+    /* Parsed once, at load: the minter signs with it. */
+    CHECK(k.pkey != NULL && EVP_PKEY_get_base_id(k.pkey) == EVP_PKEY_EC);
     hb_key_finish(&k);
+    CHECK(k.pkey == NULL);
     load(&k, "e1", "ec1.pub.pem");
     CHECK_INT(k.alg, HB_TOKEN_ES256);
     CHECK(!k.can_sign);
+    CHECK(k.pkey != NULL);
     hb_key_finish(&k);
     load(&k, "e2", "ec2.pem"); /* "BEGIN EC PRIVATE KEY" */
     CHECK(k.can_sign);
@@ -486,6 +491,146 @@ static void test_es256_round_trip_public_key_verifies(void)
     hb_key_finish(&signer);
     hb_keyring_finish(&ring);
     hb_keyring_finish(&ring2);
+}
+
+/* The claims part of a token as the compact JSON text it encodes (members in their order). */
+static char *claims_text(const char *token)
+{
+    const char *dot1 = strchr(token, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    cJSON *obj = dot2 ? hb_jwt_part_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), 64) : NULL;
+    char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    return text;
+}
+
+/* Minting moved from libjwt to OpenSSL's EVP API: tokens keep libjwt's exact bytes (header
+ * members alg, kid, typ; claims and rule members in name order), and an HS256 token (its
+ * signature is deterministic) is byte for byte the one libjwt signs from the same claims. */
+static void test_minted_tokens_keep_libjwts_bytes(void)
+{
+    static const char *const keys[][3] = {{"k1", "secret1", "HS256"}, {"e1", "ec1.pem", "ES256"}};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        struct hb_keyring ring;
+        ring_of(&ring, keys[i][0], keys[i][1]);
+        const struct hb_key *k = &ring.keys[0];
+        bool es = k->alg == HB_TOKEN_ES256;
+        struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                       .account = "acct",
+                                       .device = "tab-1",
+                                       .now_s = T0,
+                                       .ttl_s = 60,
+                                       .control_prefix = "ctl",
+                                       .subscribe_topic = "live/media/film-7"};
+        char err[256];
+        char *t = hb_token_mint(k, &req, err, sizeof(err));
+        CHECK(t != NULL);
+        char *claims = claims_text(t);
+        CHECK(claims != NULL);
+        cJSON *parsed = cJSON_Parse(claims);
+        const char *jti = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(parsed, "jti"));
+        CHECK(jti != NULL && strlen(jti) == 32);
+        char header[96], want[1024];
+        snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}",
+                 keys[i][2], keys[i][0]);
+        snprintf(want, sizeof(want),
+                 "{\"acl\":[{\"action\":\"publish\",\"permission\":\"allow\",\"retain\":false,"
+                 "\"topic\":\"hb/acct/tab-1\"},{\"action\":\"subscribe\",\"permission\":\"allow\","
+                 "\"topic\":\"ctl/acct/tab-1\"},{\"action\":\"subscribe\",\"permission\":\"allow\","
+                 "\"retain\":true,\"topic\":\"live/media/film-7\"},{\"action\":\"all\","
+                 "\"permission\":\"deny\",\"topic\":\"$SYS/#\"},{\"action\":\"all\","
+                 "\"permission\":\"deny\",\"topic\":\"$delayed/#\"},{\"action\":\"all\","
+                 "\"permission\":\"deny\",\"topic\":\"$share/#\"},{\"action\":\"all\","
+                 "\"permission\":\"deny\",\"topic\":\"$queue/#\"},{\"action\":\"all\","
+                 "\"permission\":\"deny\",\"topic\":\"#\"}],\"device\":\"tab-1\","
+                 "\"exp\":1800000060,\"iat\":1800000000,\"jti\":\"%s\",\"nbf\":1799999970,"
+                 "\"role\":\"device\",\"sub\":\"acct\"}",
+                 jti ? jti : "");
+        CHECK_STR(claims, want);
+        char *h64 = b64url(header), *c64 = b64url(want);
+        size_t h_len = strlen(h64), c_len = strlen(c64);
+        CHECK(strncmp(t, h64, h_len) == 0 && t[h_len] == '.');
+        CHECK(strncmp(t + h_len + 1, c64, c_len) == 0 && t[h_len + 1 + c_len] == '.');
+        /* JWS signatures: HMAC's 32 bytes, ECDSA's r || s (64), unpadded base64url. */
+        CHECK_INT(strlen(t + h_len + c_len + 2), es ? 86 : 43);
+        /* libjwt signing the same claims with the same key writes the same header and claims;
+         * for HS256 the same signature too. */
+        char *lib =
+            sign_raw(es ? JWT_ALG_ES256 : JWT_ALG_HS256, k->material, k->len, keys[i][0], claims);
+        if (es)
+            CHECK(strncmp(lib, t, h_len + c_len + 2) == 0);
+        else
+            CHECK_STR(lib, t);
+        CHECK_INT(verify(&ring, lib, T0), HB_TOKEN_OK);
+        CHECK_INT(verify(&ring, t, T0), HB_TOKEN_OK);
+        free(lib);
+        free(h64);
+        free(c64);
+        cJSON_Delete(parsed);
+        cJSON_free(claims);
+        free(t);
+        hb_keyring_finish(&ring);
+    }
+}
+
+/* ECDSA signatures are randomized: two tokens of the same claims differ only in the
+ * signature, and both verify; a signature moved to other claims does not. */
+static void test_es256_signatures_are_raw_and_bound_to_the_claims(void)
+{
+    struct hb_keyring ring;
+    ring_of(&ring, "e1", "ec1.pem");
+    char *a = mint_device(&ring.keys[0], "acct", "tv-1", T0, 60);
+    char *b = mint_device(&ring.keys[0], "acct", "tv-2", T0, 60);
+    CHECK_INT(verify(&ring, a, T0), HB_TOKEN_OK);
+    CHECK_INT(verify(&ring, b, T0), HB_TOKEN_OK);
+    const char *sig_a = strrchr(a, '.'), *sig_b = strrchr(b, '.');
+    CHECK(strcmp(sig_a, sig_b) != 0);
+    size_t head_b = (size_t)(sig_b - b);
+    char *swapped = malloc(head_b + strlen(sig_a) + 1);
+    memcpy(swapped, b, head_b);
+    strcpy(swapped + head_b, sig_a);
+    CHECK_INT(verify(&ring, swapped, T0), HB_TOKEN_BAD_SIGNATURE);
+    free(swapped);
+    free(a);
+    free(b);
+    hb_keyring_finish(&ring);
+}
+
+/* A subscribe topic that is not UTF-8 would make claims no JSON reader accepts: refused (libjwt
+ * refused it too), never minted. */
+static void test_mint_refuses_a_topic_that_is_not_utf8(void)
+{
+    struct hb_key k;
+    load(&k, "k1", "secret1");
+    struct hb_token_request req = {.role = HB_ROLE_DEVICE,
+                                   .account = "acct",
+                                   .device = "tab-1",
+                                   .now_s = T0,
+                                   .ttl_s = 60,
+                                   .subscribe_topic = "live/media/\xff\xfe"};
+    char err[256];
+    CHECK(hb_token_mint(&k, &req, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "UTF-8") != NULL);
+    req.subscribe_topic = "live/media/f\xc3\xa9te"; /* UTF-8 is a topic like any other */
+    char *t = hb_token_mint(&k, &req, err, sizeof(err));
+    CHECK(t != NULL);
+    free(t);
+    hb_key_finish(&k);
+}
+
+static void test_b64url_encode_vectors(void)
+{
+    /* RFC 4648 section 10 without padding, and the two URL-safe characters. */
+    static const char *const vectors[][2] = {
+        {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        char out[16];
+        size_t n = strlen(vectors[i][0]);
+        CHECK_INT(hb_jwt_b64url_encode(vectors[i][0], n, out), strlen(vectors[i][1]));
+        CHECK_INT(hb_jwt_b64url_len(n), strlen(vectors[i][1]));
+        CHECK_STR(out, vectors[i][1]);
+    }
 }
 
 static void test_consumer_token_and_topic_prefix(void)
@@ -1113,6 +1258,10 @@ int main(void)
     RUN(test_keyring_refuses_duplicate_kid_and_overflow);
     RUN(test_hs256_device_token_round_trip);
     RUN(test_es256_round_trip_public_key_verifies);
+    RUN(test_minted_tokens_keep_libjwts_bytes);
+    RUN(test_es256_signatures_are_raw_and_bound_to_the_claims);
+    RUN(test_mint_refuses_a_topic_that_is_not_utf8);
+    RUN(test_b64url_encode_vectors);
     RUN(test_device_token_may_subscribe_to_its_live_count);
     RUN(test_consumer_live_prefix_adds_one_retained_rule);
     RUN(test_consumer_token_and_topic_prefix);
