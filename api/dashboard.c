@@ -28,12 +28,11 @@ static cJSON *breakdown(const redisReply *h, const char *dim)
 {
     cJSON *out = cJSON_CreateObject();
     size_t n = strlen(dim);
-    for (size_t i = 0; out != NULL && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements;
-         i += 2) {
+    for (size_t i = 0; out != NULL && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
         const char *f = h->element[i]->str;
         if (strncmp(f, dim, n) == 0 && f[n] == ':')
-            cJSON_AddNumberToObject(out, f + n + 1, (double)strtoll(h->element[i + 1]->str,
-                                                                   NULL, 10));
+            cJSON_AddNumberToObject(out, f + n + 1,
+                                    (double)strtoll(h->element[i + 1]->str, NULL, 10));
     }
     return out;
 }

@@ -27,7 +27,7 @@ struct live_topic {
 };
 
 struct live_device {
-    char key[2 * HB_ID_MAX + 2]; /* account/device */
+    char key[2 * HB_ID_MAX + 2];        /* account/device */
     struct live_topic *account, *media; /* media may be NULL */
     int64_t seen_ms;
     struct live_device *prev, *next; /* the lru list */
@@ -187,8 +187,8 @@ static bool publish(struct live *l, struct live_topic *t)
     char topic[sizeof(l->prefix) + HB_ID_MAX + 16], payload[HB_ID_MAX + 64];
     const char *kind = t->is_media ? "media" : "account";
     snprintf(topic, sizeof(topic), "%s/%s/%s", l->prefix, kind, t->name);
-    int len = snprintf(payload, sizeof(payload), "{\"%s\":\"%s\",\"watching\":%ld}", kind,
-                       t->name, t->count);
+    int len = snprintf(payload, sizeof(payload), "{\"%s\":\"%s\",\"watching\":%ld}", kind, t->name,
+                       t->count);
     return hb_control_publish(l->control, topic, payload, (size_t)len, true);
 }
 
