@@ -730,6 +730,13 @@ def main(scenarios):
         return 2
     name = sys.argv[1]
     env = Env(name)
+
+    def terminated(signum, frame):
+        # meson's timeout (or a Ctrl-C): fail through the cleanup below, so nothing this test
+        # started outlives it.
+        raise TestFailure(f"terminated by signal {signum} (a timeout?)")
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, terminated)
     try:
         scenarios[name](env)
         env.finish()
