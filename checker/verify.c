@@ -1,5 +1,7 @@
 /* The truth comparison. Lines are grouped by interval so each group is read with one pipelined
- * hb_check_interval call; a match means the very same set of device ids, not just a count. */
+ * hb_check_interval call; a match means the very same set of device ids, not just a count.
+ * Over 500 lines: --follow (each interval as soon as the watermark says complete) shares the
+ * truth reading and comparison of the one-shot mode. */
 #include "verify.h"
 
 #include "check.h"

@@ -3,7 +3,9 @@
  * node, the nodes working in parallel), and sorts the replies into final ones and ones to retry
  * (MOVED, ASK, transient cluster states, lost connections). The slot map is reloaded between
  * rounds when a reply said it is stale; nothing sleeps — backing off is the caller's call.
- * A script's SHA-1 is the name a node's SCRIPT LOAD replies: nothing here hashes. */
+ * A script is named by the SHA-1 of its text (OpenSSL), so nothing waits for a node to name it.
+ * Over 500 lines: the rounds, redirections and retries share the node table and read best
+ * together; the pure parts (slots, replies) are in rcluster_slot.c. */
 #include "rcluster.h"
 
 #include <openssl/evp.h>

@@ -4,7 +4,8 @@
  * The batch goes out through common/rcluster, one pipeline per node (one node for redis:// and
  * unix://), which follows MOVED/ASK and failovers. Keys leave the batch as their replies say
  * written; the rest stays and is retried as soon as a probe finds Redis again. A retried key
- * can count a heartbeat twice in its field value, never a device that was not there. */
+ * can count a heartbeat twice in its field value, never a device that was not there. Just
+ * over 500 lines: the watermark and the reconnect probe share the batch loop's state. */
 #include "writer.h"
 
 #include "interval.h"
