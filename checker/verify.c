@@ -358,6 +358,10 @@ static int snapshot_read(struct rcluster *c, struct snapshot *s)
     for (int i = 0; i < n && rc == 0; i++)
         rc = scan_node(&masters[i], pattern, &l);
     free(masters);
+    /* A master that does not answer may have failed over: the next try asks the cluster for
+     * its slot map again instead of scanning the dead address until the keys expire. */
+    if (rc != 0 && n > 0)
+        (void)rcluster_refresh(c, err, sizeof(err));
     rcluster_reset(c);
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         const char *argv[] = {"HKEYS", l.keys[i]};
