@@ -266,6 +266,9 @@ function onMessage(topic, payload) {
   }
   if (topic === controlTopic() && msg.action === 'stop') {
     log(`stop from the service: ${msg.reason}`);
+    // The first stop says why: a heartbeat already on its way when this device was evicted can
+    // earn a second stop (account_limit) from the consumer's enforcement; it changes nothing.
+    if (device.state === 'stopped') return;
     stopPlayback(msg.reason);
   } else if (topic === liveTopic() && Number.isInteger(msg.watching)) {
     device.watching = msg.watching;
