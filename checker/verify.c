@@ -105,6 +105,26 @@ static bool same_ids(const struct truth_line *t, const struct hb_check_result *r
     return true;
 }
 
+/* Reads the next truth line into t: 1 when read, 0 for a blank or bad line (a bad one is
+ * counted and logged), -1 at the end of the input. */
+static int next_line(FILE *in, char **text, size_t *cap, long *lineno, int interval_s,
+                     struct verify_report *report, struct truth_line *t)
+{
+    ssize_t len = getline(text, cap, in);
+    if (len < 0)
+        return -1;
+    (*lineno)++;
+    if (strspn(*text, " \t\r\n") == (size_t)len)
+        return 0;
+    if (!parse_line(*text, t) ||
+        hb_interval_start(t->interval_start, (int64_t)interval_s * 1000) != t->interval_start) {
+        HB_ERROR("truth line %ld: not a truth object of a %ds interval", *lineno, interval_s);
+        report->bad_lines++;
+        return 0;
+    }
+    return 1;
+}
+
 /* Compares one group of lines of the same interval. */
 static int verify_group(struct rcluster *c, struct truth_line *lines, size_t n, bool verbose,
                         FILE *out, struct verify_report *report)
@@ -166,22 +186,11 @@ int verify_truth(struct rcluster *c, FILE *in, int interval_s, int64_t now_ms, b
     long lineno = 0;
 
     for (;;) {
-        ssize_t len = getline(&text, &text_cap, in);
         struct truth_line t;
-        bool have = false;
-        if (len >= 0) {
-            lineno++;
-            if (strspn(text, " \t\r\n") == (size_t)len)
-                continue;
-            if (!parse_line(text, &t) ||
-                hb_interval_start(t.interval_start, interval_ms) != t.interval_start) {
-                HB_ERROR("truth line %ld: not a truth object of a %ds interval", lineno,
-                         interval_s);
-                report->bad_lines++;
-                continue;
-            }
-            have = true;
-        }
+        int read = next_line(in, &text, &text_cap, &lineno, interval_s, report, &t);
+        if (read == 0)
+            continue;
+        bool have = read > 0;
         /* Flush the group when the interval changes or the input ends. */
         if (n > 0 && (!have || t.interval_start != group[0].interval_start)) {
             if (verify_group(c, group, n, verbose, out, report) < 0)
@@ -500,23 +509,11 @@ static int follow_compare(const struct follow *f, const char *path, int interval
     long checked = 0, mismatched = 0;
     const struct snapshot *snap = NULL;
     for (;;) {
-        ssize_t len = getline(&text, &cap, in);
         struct truth_line t;
-        bool have = false;
-        if (len >= 0) {
-            lineno++;
-            if (strspn(text, " \t\r\n") == (size_t)len)
-                continue;
-            if (!parse_line(text, &t) ||
-                hb_interval_start(t.interval_start, (int64_t)interval_s * 1000) !=
-                    t.interval_start) {
-                HB_ERROR("truth line %ld: not a truth object of a %ds interval", lineno,
-                         interval_s);
-                report->bad_lines++;
-                continue;
-            }
-            have = true;
-        }
+        int read = next_line(in, &text, &cap, &lineno, interval_s, report, &t);
+        if (read == 0)
+            continue;
+        bool have = read > 0;
         if (snap != NULL && (!have || t.interval_start != current)) {
             fprintf(out, "interval %" PRId64 ": %ld checked, %ld mismatched%s\n", current, checked,
                     mismatched, snap->complete ? "" : " (read incomplete)");
