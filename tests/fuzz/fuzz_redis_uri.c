@@ -13,9 +13,18 @@ static bool terminated(const char *s, size_t size)
 /* addr written back in the canonical form of the URI grammar (redis.h). */
 static void format_uri(const struct hb_redis_addr *addr, char *out, size_t size)
 {
-    int n = addr->path[0] ? snprintf(out, size, "unix://%s?db=%d", addr->path, addr->db)
-                          : snprintf(out, size, "redis://%s:%s@%s:%d/%d", addr->user,
-                                     addr->password, addr->host, addr->port, addr->db);
+    int n;
+    if (addr->cluster) {
+        n = snprintf(out, size, "redis-cluster://%s:%s@", addr->user, addr->password);
+        for (size_t i = 0; i < addr->n_seeds && n > 0 && (size_t)n < size; i++)
+            n += snprintf(out + n, size - (size_t)n, "%s%s:%d", i ? "," : "",
+                          addr->seeds[i].host, addr->seeds[i].port);
+    } else if (addr->path[0]) {
+        n = snprintf(out, size, "unix://%s?db=%d", addr->path, addr->db);
+    } else {
+        n = snprintf(out, size, "redis://%s:%s@%s:%d/%d", addr->user, addr->password, addr->host,
+                     addr->port, addr->db);
+    }
     FUZZ_ASSERT(n > 0 && (size_t)n < size);
 }
 
@@ -27,6 +36,11 @@ static void check_accepted(const struct hb_redis_addr *addr)
     FUZZ_ASSERT(terminated(addr->password, sizeof(addr->password)));
     FUZZ_ASSERT((addr->host[0] == '\0') != (addr->path[0] == '\0'));
     FUZZ_ASSERT(addr->db >= 0);
+    if (addr->cluster) {
+        FUZZ_ASSERT(addr->n_seeds >= 1 && addr->n_seeds <= HB_REDIS_SEEDS_MAX && addr->db == 0);
+        FUZZ_ASSERT(strcmp(addr->host, addr->seeds[0].host) == 0);
+        FUZZ_ASSERT(addr->port == addr->seeds[0].port);
+    }
     if (addr->path[0] != '\0') {
         FUZZ_ASSERT(addr->path[0] == '/' && strchr(addr->path, '?') == NULL);
         FUZZ_ASSERT(addr->user[0] == '\0' && addr->password[0] == '\0' && addr->port == 0);
