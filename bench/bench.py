@@ -40,6 +40,7 @@ LABEL = {
     "python": "Python peer",
     "node": "Node.js peer",
     "consumer-live": "hb-consumer --live",
+    "consumer-base": "hb-consumer (--base-build)",
 }
 
 # Sums every hb:* hash in Redis but the dashboard's: [key, fields, sum of values, pttl, ...].
@@ -357,8 +358,9 @@ class Bench:
     def start_subject(self, subject, interval, tag):
         b = f"tcp://127.0.0.1:{self.broker_port}"
         r = f"redis://127.0.0.1:{self.servers.redis_port}"
-        if subject in ("consumer", "consumer-live"):
-            argv = [os.path.join(self.build, "consumer", "hb-consumer"), "--broker", b,
+        if subject in ("consumer", "consumer-live", "consumer-base"):
+            build = self.args.base_build if subject == "consumer-base" else self.build
+            argv = [os.path.join(build, "consumer", "hb-consumer"), "--broker", b,
                     "--redis", r, "--interval", str(interval), "--stats-interval", "1",
                     *(["--live"] if subject == "consumer-live" else []),
                     *shlex.split(self.args.consumer_args)]

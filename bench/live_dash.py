@@ -27,13 +27,13 @@ def pct(values, p):
 
 
 class LiveDash(Bench):
-    def live(self, rate, rounds):
-        """Rounds of (consumer, consumer --live), order alternating, ratio per round."""
-        a = self.args
-        count = int(rate * a.duration)
+    def ab(self, base, other, rate, rounds):
+        """Rounds of (base, other), order alternating, other's CPU per heartbeat over base's
+        taken inside each round."""
+        count = int(rate * self.args.duration)
         out = []
         for rnd in range(rounds):
-            order = ("consumer", "consumer-live") if rnd % 2 == 0 else ("consumer-live", "consumer")
+            order = (base, other) if rnd % 2 == 0 else (other, base)
             got = {}
             for subject in order:
                 row = self.step(subject, rate, count)
@@ -42,13 +42,13 @@ class LiveDash(Bench):
                 if subject == "consumer-live":
                     row["live_media_retained"] = self.retained("live/media/m-1")
                     log(f"  retained live/media/m-1: {row['live_media_retained']}")
-            base, live = got["consumer"], got["consumer-live"]
+            b, o = got[base], got[other]
             ratio = None
-            if base.get("cpu_us_per_hb") and live.get("cpu_us_per_hb"):
-                ratio = round(live["cpu_us_per_hb"] / base["cpu_us_per_hb"], 3)
-            out.append({"round": rnd + 1, "order": " ".join(order), "base": base, "live": live,
+            if b.get("cpu_us_per_hb") and o.get("cpu_us_per_hb"):
+                ratio = round(o["cpu_us_per_hb"] / b["cpu_us_per_hb"], 3)
+            out.append({"round": rnd + 1, "order": " ".join(order), "base": b, "live": o,
                         "ratio": ratio})
-            log(f"  round {rnd + 1}: --live / without = {ratio}")
+            log(f"  round {rnd + 1}: {other} / {base} = {ratio}")
         return out
 
     def retained(self, topic):
@@ -147,7 +147,10 @@ class LiveDash(Bench):
         self.broker, self.broker_port, self.broker_log = self.servers.start_broker(retain=True)
         results = {"loadavg_start": loadavg()}
         try:
-            results["live"] = self.live(a.live_rate, a.rounds) if a.live_rate else []
+            results["live"] = (self.ab("consumer", "consumer-live", a.live_rate, a.rounds)
+                               if a.live_rate and a.live else [])
+            results["versus"] = (self.ab("consumer-base", "consumer", a.live_rate, a.rounds)
+                                 if a.base_build and a.live_rate else [])
             results["dashboard"] = [self.dashboard(a.dash_rate, a.dash_devices, a.dash_requests,
                                                    a.page) for _ in range(a.rounds)
                                     ] if a.dash_devices else []
@@ -158,27 +161,41 @@ class LiveDash(Bench):
         return results
 
 
+def ab_table(rounds, title, names, extra=None):
+    """One A/B comparison as a table: per round both CPU figures and their ratio, then the
+    median ratio. names = (base, other) column names; extra = (header, row -> cell)."""
+    base, other = names
+    head = (f"| round | order | CPU µs/hb {base} | CPU µs/hb {other} | {other} ÷ {base} | exact "
+            f"| other cores ({base} / {other}) |")
+    out = [title, "", head + (f" {extra[0]} |" if extra else ""),
+           "|---|---|---|---|---|---|---|" + ("---|" if extra else "")]
+    for r in rounds:
+        b, o = r["base"], r["live"]
+        out.append(f"| {r['round']} | {r['order']} | {b.get('cpu_us_per_hb')} | "
+                   f"{o.get('cpu_us_per_hb')} | {r['ratio']} | {b['exact']} / {o['exact']} "
+                   f"| {b.get('other_cores')} / {o.get('other_cores')} |"
+                   + (f" {extra[1](o)} |" if extra else ""))
+    ratios = [r["ratio"] for r in rounds if r["ratio"]]
+    if ratios:
+        out += ["", f"Median ratio: **{statistics.median(ratios):.3f}** "
+                f"(range {min(ratios):.3f}–{max(ratios):.3f})."]
+    return out + [""]
+
+
 def markdown(res, a):
     out = [f"Load average {res['loadavg_start']:.2f} at the start, {res['loadavg_end']:.2f} at "
            "the end (2 cores, shared).", ""]
     if res["live"]:
-        out += [f"**Live counts** — hb-consumer at {a.live_rate}/s for {a.duration:g} s, "
-                f"{a.accounts} accounts × {a.devices_per_account} devices, payload with "
-                "`mediaId`; a fresh consumer and an empty Redis per step:", "",
-                "| round | order | CPU µs/hb without | CPU µs/hb `--live` | --live ÷ without "
-                "| exact | other cores (without / live) | retained `live/media/m-1` |",
-                "|---|---|---|---|---|---|---|---|"]
-        for r in res["live"]:
-            b, lv = r["base"], r["live"]
-            out.append(f"| {r['round']} | {r['order']} | {b.get('cpu_us_per_hb')} | "
-                       f"{lv.get('cpu_us_per_hb')} | {r['ratio']} | {b['exact']} / {lv['exact']} "
-                       f"| {b.get('other_cores')} / {lv.get('other_cores')} "
-                       f"| `{lv.get('live_media_retained')}` |")
-        ratios = [r["ratio"] for r in res["live"] if r["ratio"]]
-        if ratios:
-            out += ["", f"Median ratio: **{statistics.median(ratios):.3f}** "
-                    f"(range {min(ratios):.3f}–{max(ratios):.3f})."]
-        out.append("")
+        out += ab_table(res["live"], f"**Live counts** — hb-consumer at {a.live_rate}/s for "
+                        f"{a.duration:g} s, {a.accounts} accounts × {a.devices_per_account} "
+                        "devices, payload with `mediaId`; a fresh consumer and an empty Redis "
+                        "per step:", ("without", "`--live`"),
+                        ("retained `live/media/m-1`",
+                         lambda o: f"`{o.get('live_media_retained')}`"))
+    if res["versus"]:
+        out += ab_table(res["versus"], f"**This build against `{a.base_build}`** — hb-consumer "
+                        f"at {a.live_rate}/s for {a.duration:g} s, same options, a fresh "
+                        "consumer and an empty Redis per step:", ("base", "this build"))
     if res["dashboard"]:
         out += [f"**Dashboard** — {a.dash_devices} distinct devices through hb-consumer, then "
                 f"`GET /dashboard/data` on a fresh `hb-api --dashboard`, {a.dash_requests} "
@@ -209,6 +226,10 @@ def main():
     p.add_argument("--no-page", dest="page", action="store_false")
     p.add_argument("--drain-timeout", type=float, default=60)
     p.add_argument("--consumer-args", default="")
+    p.add_argument("--base-build", default="",
+                   help="another build dir: compare its hb-consumer with --build's, A B / B A")
+    p.add_argument("--no-live", dest="live", action="store_false",
+                   help="skip the --live figure (with --base-build: only the comparison)")
     a = p.parse_args()
     # bench.py's step() reads these; 200 x 1000 = 200,000 distinct devices.
     a.accounts, a.devices_per_account = 200, a.dash_devices // 200 or 1000

@@ -11,6 +11,9 @@
 #   bash bench/run.sh live            issue 11's figures (bench/live_dash.py, ~5 min): hb-consumer
 #                                     with and without --live at 20,000/s, and GET /dashboard/data
 #                                     with 200,000 devices; results in bench/results/live-<stamp>/
+#   bash bench/run.sh versus DIR      hb-consumer of this build against the one in build dir DIR
+#                                     (e.g. a build of an older commit): CPU per heartbeat at
+#                                     20,000/s, A B / B A, three rounds; bench/results/live-<stamp>/
 #   BENCH_QUICK=1 bash bench/run.sh   smoke run (~2-3 min), does not touch BENCHMARKS.md
 #
 # Environment: HB_BUILD_DIR (default build), BENCH_RATES (e.g. 5000,40000), BENCH_SUBJECTS
@@ -37,7 +40,8 @@ die() {
 what=${1:-all}
 case $what in
     all | pipeline | admission | live) ;;
-    *) die "usage: bash bench/run.sh [all|pipeline|admission|live]" ;;
+    versus) [[ -x ${2:-}/consumer/hb-consumer ]] || die "versus: no consumer/hb-consumer in '${2:-}'" ;;
+    *) die "usage: bash bench/run.sh [all|pipeline|admission|live|versus DIR]" ;;
 esac
 # scripts/deps.sh installs the build's packages and the benchmark's own, each only when its
 # command is missing (Node.js may come with its own npm from elsewhere).
@@ -107,6 +111,11 @@ if [[ $what == live ]]; then
     # shellcheck disable=SC2086 # extra options are words
     exec /usr/bin/python3 "$here/live_dash.py" --build "$build" --tools "$tools" \
         --out "$here/results/live-$stamp" ${BENCH_LIVE_ARGS:-}
+fi
+if [[ $what == versus ]]; then
+    exec /usr/bin/python3 "$here/live_dash.py" --build "$build" --tools "$tools" \
+        --out "$here/results/live-$stamp" --base-build "$(cd "$2" && pwd)" --no-live \
+        --dash-devices 0
 fi
 if [[ $what != admission ]]; then
     out=$here/results/$stamp
