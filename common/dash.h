@@ -1,7 +1,7 @@
-/* The dashboard's aggregates in Redis: their key names, the audience members of a heartbeat
- * payload (agent, bitrate, playTime) and the per-minute event counters hb-api adds to. Every
- * key carries the hash tag {hbdash}, so the dashboard reads one slot of a Redis Cluster and a
- * script may touch several of its keys. */
+/* The dashboard's aggregates in Redis: their key names and the per-minute event counters hb-api
+ * adds to (the audience members of a heartbeat are read with the rest of its payload, struct
+ * hb_agent in heartbeat.h). Every key carries the hash tag {hbdash}, so the dashboard reads one
+ * slot of a Redis Cluster and a script may touch several of its keys. */
 #ifndef HB_DASH_H
 #define HB_DASH_H
 
@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #define HB_DASH_KEY_MAX 64
-#define HB_DASH_NAME_MAX 32  /* longest os/browser/device name kept; longer ones are cut */
 #define HB_DASH_NAMES_CAP 32 /* distinct names per dimension and interval; then "other" */
 #define HB_DASH_MINUTE_MS 60000
 #define HB_DASH_MINUTE_TTL_MS 3600000 /* minute buckets live an hour */
@@ -32,21 +31,6 @@ enum hb_dash_kind {
 /* Writes the key of kind for the bucket starting at start_ms into buf; returns its length, or
  * -1 when buf (at least HB_DASH_KEY_MAX is enough) is too small. */
 int hb_dash_key(char *buf, size_t len, enum hb_dash_kind kind, int64_t start_ms);
-
-/* What a payload says about the audience. Absent or unusable members: -1 and "unknown". */
-struct hb_dash_agent {
-    int64_t bitrate;               /* "bitrate", kbit/s, a whole number >= 0 (fractions are cut) */
-    int64_t play_ms;               /* "playTime" (seconds, may have a fraction) in ms */
-    char os[HB_DASH_NAME_MAX + 1]; /* "agent": {"os", "browser", "device"} */
-    char browser[HB_DASH_NAME_MAX + 1];
-    char device[HB_DASH_NAME_MAX + 1];
-};
-
-/* Reads the members above from payload[0..len), a payload hb_payload_check accepted (or
- * anything: what is not valid JSON gives the absent values). Names keep only letters, digits,
- * space and "._-+()/", others become '_', and are cut at HB_DASH_NAME_MAX bytes, so a name is
- * always safe as part of a hash field. Allocates only inside the call. */
-void hb_dash_agent_parse(const void *payload, size_t len, struct hb_dash_agent *out);
 
 /* What one admission did, for the current minute's counters. */
 struct hb_dash_event {

@@ -1,11 +1,14 @@
 /* Validation of a heartbeat from the network. The topic is split without copying more than an
- * id's length; the payload is validated without allocating (json.c) and only after its size is
- * checked, so the cost of a hostile payload is bounded by the configured maximum. */
+ * id's length; the payload is validated and its members read in one pass without allocating
+ * (json.c's visitor), and only after its size is checked, so the cost of a hostile payload is
+ * bounded by the configured maximum. */
 #include "heartbeat.h"
 
 #include "json.h"
 
+#include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const reject_names[HB_REJECT_COUNT] = {
@@ -39,8 +42,6 @@ enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topi
                               struct hb_heartbeat *out)
 {
     out->account[0] = out->device[0] = '\0';
-    out->sent_ms = -1;
-    out->seq = -1;
 
     size_t plen = strlen(prefix);
     if (topic_len <= plen + 1 || memcmp(topic, prefix, plen) != 0 || topic[plen] != '/')
@@ -60,127 +61,138 @@ enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topi
     return take_id(out->device, device, (size_t)(end - device));
 }
 
-enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len, int64_t *sent_ms)
+/* The whole number that is exactly value[0..len), or -1 when it is not one in [0, 2^53)
+ * (1.5, 1e3, -1 and "7" are not sequence numbers). */
+static int64_t whole_number(const char *value, size_t len)
 {
-    *sent_ms = -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] < '0' || value[i] > '9' || v > (INT64_C(1) << 53) / 10)
+            return -1;
+        v = v * 10 + (value[i] - '0');
+    }
+    return len > 0 && v < (INT64_C(1) << 53) ? v : -1;
+}
+
+/* A JSON number in value[0..len) times scale, cut to a whole number, or -1 when it is not a
+ * number, negative, or not below 2^53 after scaling. */
+static int64_t scaled_number(const char *value, size_t len, double scale)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof(buf) ||
+        !(value[0] == '-' || (value[0] >= '0' && value[0] <= '9')))
+        return -1;
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    double d = strtod(buf, NULL) * scale;
+    if (!isfinite(d) || d < 0 || d >= 9007199254740992.0)
+        return -1;
+    return (int64_t)d;
+}
+
+/* Copies the JSON string value[0..len) into media when it is an id without escapes; a string
+ * that is not leaves "" (a later bad duplicate wins too: nothing half-trusted). */
+static void take_media(const char *value, size_t len, char media[HB_ID_MAX + 1])
+{
+    if (len < 2 || value[0] != '"')
+        return;
+    const char *start = value + 1;
+    size_t n = len - 2;
+    if (memchr(start, '\\', n) == NULL && hb_id_valid(start, n)) {
+        memcpy(media, start, n);
+        media[n] = '\0';
+    } else {
+        media[0] = '\0';
+    }
+}
+
+/* A name from the JSON string value[0..len) (or "unknown" when it is not one, or empty). */
+static void take_name(const char *value, size_t len, char name[HB_AGENT_NAME_MAX + 1])
+{
+    size_t n = 0;
+    for (size_t i = 1; value[0] == '"' && i + 1 < len && n < HB_AGENT_NAME_MAX; i++) {
+        char c = value[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c != '\0' && strchr(" ._-+()/", c) != NULL);
+        if (c == '\\') /* the text is valid JSON: \uXXXX or a two-byte escape */
+            i += value[i + 1] == 'u' ? 5 : 1;
+        name[n++] = ok ? c : '_';
+    }
+    name[n] = '\0';
+    if (n == 0)
+        strcpy(name, "unknown");
+}
+
+/* What the visitor has taken so far: bitrate, playTime, agent and each name count once. */
+struct reader {
+    struct hb_payload *out;
+    bool bitrate, play, agent, names[3];
+};
+
+static const char *const agent_names[3] = {"os", "browser", "device"};
+
+static void visit_member(void *ctx, const struct hb_json_member *m)
+{
+    struct reader *r = ctx;
+    struct hb_payload *p = r->out;
+    const char *v = m->value;
+    size_t n = m->value_len;
+    if (m->parent != NULL) {
+        char *dst[3] = {p->agent.os, p->agent.browser, p->agent.device};
+        /* Only the first "agent" counts, and its members come before it is seen. */
+        for (int i = 0; i < 3 && !r->agent; i++) {
+            if (hb_json_is(m, "agent", agent_names[i])) {
+                if (!r->names[i])
+                    take_name(v, n, dst[i]);
+                r->names[i] = true;
+            }
+        }
+    } else if (hb_json_is(m, NULL, "ts")) {
+        if (p->sent_ms < 0)
+            p->sent_ms = hb_json_ts(v, n);
+    } else if (hb_json_is(m, NULL, "seq")) {
+        p->seq = whole_number(v, n);
+    } else if (hb_json_is(m, NULL, "started")) {
+        p->started_ms = whole_number(v, n);
+    } else if (hb_json_is(m, NULL, "state")) {
+        p->stopped = n == 9 && memcmp(v, "\"stopped\"", 9) == 0;
+    } else if (hb_json_is(m, NULL, "mediaId")) {
+        take_media(v, n, p->media);
+    } else if (hb_json_is(m, NULL, "bitrate")) {
+        if (!r->bitrate)
+            p->agent.bitrate = scaled_number(v, n, 1.0);
+        r->bitrate = true;
+    } else if (hb_json_is(m, NULL, "playTime")) {
+        if (!r->play)
+            p->agent.play_ms = scaled_number(v, n, 1000.0);
+        r->play = true;
+    } else if (hb_json_is(m, NULL, "agent")) {
+        r->agent = true;
+    }
+}
+
+static void payload_absent(struct hb_payload *out)
+{
+    *out = (struct hb_payload){.sent_ms = -1, .seq = -1, .started_ms = -1};
+    out->agent.bitrate = out->agent.play_ms = -1;
+    strcpy(out->agent.os, "unknown");
+    strcpy(out->agent.browser, "unknown");
+    strcpy(out->agent.device, "unknown");
+}
+
+enum hb_reject hb_payload_read(const void *payload, size_t len, size_t max_len,
+                               struct hb_payload *out)
+{
+    payload_absent(out);
     if (len == 0)
         return HB_OK;
     if (len > max_len)
         return HB_REJECT_OVERSIZE;
-    switch (hb_json_check(payload, len, sent_ms)) {
-    case HB_JSON_OBJECT:
-        return HB_OK;
-    case HB_JSON_OTHER:
-        return HB_REJECT_NOT_OBJECT;
-    default:
-        return HB_REJECT_NOT_JSON;
-    }
-}
-
-/* Past the string starting at text[i] (a '"'); the text is valid JSON, so it is terminated. */
-static size_t skip_string(const char *text, size_t i, size_t len)
-{
-    for (i++; i < len && text[i] != '"'; i++) {
-        if (text[i] == '\\')
-            i++;
-    }
-    return i + 1;
-}
-
-/* The whole number at text[i..len), or -1 when it is not one in [0, 2^53). */
-static int64_t whole_number(const char *text, size_t i, size_t len)
-{
-    int64_t v = 0;
-    size_t start = i;
-    for (; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
-        if (v > (INT64_C(1) << 53) / 10)
-            return -1;
-        v = v * 10 + (text[i] - '0');
-    }
-    if (i == start || v >= (INT64_C(1) << 53))
-        return -1;
-    /* 1.5 or 1e3 is not a sequence number. */
-    if (i < len && (text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
-        return -1;
-    return v;
-}
-
-/* Whether text[i..len) is the JSON string "stopped" (exactly, no escapes). */
-static bool is_stopped(const char *text, size_t i, size_t len)
-{
-    return len - i >= 9 && memcmp(text + i, "\"stopped\"", 9) == 0;
-}
-
-/* Copies the JSON string at text[i..len) into media when it is an id without escapes. */
-static void take_media(const char *text, size_t i, size_t len, char media[HB_ID_MAX + 1])
-{
-    if (i >= len || text[i] != '"')
-        return;
-    const char *start = text + i + 1;
-    const char *end = memchr(start, '"', len - i - 1);
-    if (end != NULL && hb_id_valid(start, (size_t)(end - start))) {
-        memcpy(media, start, (size_t)(end - start));
-        media[end - start] = '\0';
-    } else {
-        media[0] = '\0'; /* a later bad duplicate wins too: nothing half-trusted */
-    }
-}
-
-void hb_payload_members(const void *payload, size_t len, struct hb_payload_members *out)
-{
-    out->seq = -1;
-    out->started_ms = -1;
-    out->stopped = false;
-    out->media[0] = '\0';
-    /* A second pass over text hb_json_check validated: only strings and nesting matter. */
-    const char *text = payload;
-    int depth = 0;
-    size_t i = 0;
-    while (i < len) {
-        char ch = text[i];
-        if (ch == '{' || ch == '[') {
-            depth++;
-            i++;
-        } else if (ch == '}' || ch == ']') {
-            depth--;
-            i++;
-        } else if (ch == '"') {
-            size_t end = skip_string(text, i, len);
-            enum { OTHER, SEQ, STARTED, STATE, MEDIA } member = OTHER;
-            if (depth == 1 && end - i == 5 && memcmp(text + i, "\"seq\"", 5) == 0)
-                member = SEQ;
-            else if (depth == 1 && end - i == 9 && memcmp(text + i, "\"started\"", 9) == 0)
-                member = STARTED;
-            else if (depth == 1 && end - i == 7 && memcmp(text + i, "\"state\"", 7) == 0)
-                member = STATE;
-            else if (depth == 1 && end - i == 9 && memcmp(text + i, "\"mediaId\"", 9) == 0)
-                member = MEDIA;
-            i = end;
-            while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
-                i++;
-            /* A key is followed by ':'; a string value is not. */
-            if (member != OTHER && i < len && text[i] == ':') {
-                i++;
-                while (i < len && memchr(" \t\r\n", text[i], 4) != NULL)
-                    i++;
-                if (member == SEQ)
-                    out->seq = whole_number(text, i, len);
-                else if (member == STARTED)
-                    out->started_ms = whole_number(text, i, len);
-                else if (member == STATE)
-                    out->stopped = is_stopped(text, i, len);
-                else
-                    take_media(text, i, len, out->media);
-            }
-        } else {
-            i++;
-        }
-    }
-}
-
-int64_t hb_payload_seq(const void *payload, size_t len)
-{
-    struct hb_payload_members m;
-    hb_payload_members(payload, len, &m);
-    return m.seq;
+    struct reader r = {.out = out};
+    enum hb_json_kind kind = hb_json_scan(payload, len, visit_member, &r);
+    if (kind != HB_JSON_OBJECT)
+        payload_absent(out);
+    return kind == HB_JSON_OBJECT  ? HB_OK
+           : kind == HB_JSON_OTHER ? HB_REJECT_NOT_OBJECT
+                                   : HB_REJECT_NOT_JSON;
 }

@@ -32,39 +32,48 @@ const char *hb_reject_name(enum hb_reject reason);
 struct hb_heartbeat {
     char account[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1];
-    int64_t sent_ms; /* the payload's "ts" (sender's Unix ms), or -1 when absent or unusable */
-    int64_t seq;     /* the payload's "seq" (hb_payload_seq), or -1 */
 };
 
 /* Splits topic[0..topic_len) of the form <prefix>/<account>/<device> into out->account and
  * out->device (NUL-terminated). Returns HB_REJECT_BAD_TOPIC when the shape or prefix is wrong,
- * HB_REJECT_BAD_ID when a part is outside the id alphabet. out->sent_ms and out->seq are set
- * to -1. */
+ * HB_REJECT_BAD_ID when a part is outside the id alphabet. */
 enum hb_reject hb_topic_parse(const char *prefix, const char *topic, size_t topic_len,
                               struct hb_heartbeat *out);
 
-/* Checks payload[0..len): empty, or a JSON object of at most max_len bytes. On HB_OK stores the
- * numeric "ts" field in *sent_ms (or -1 when absent, not a number or out of range).
- * Unknown fields are ignored, so senders can add fields without breaking older consumers. */
-enum hb_reject hb_payload_check(const void *payload, size_t len, size_t max_len, int64_t *sent_ms);
+/* Longest os/browser/device name kept from a payload's "agent"; longer ones are cut. */
+#define HB_AGENT_NAME_MAX 32
 
-/* The top-level member "seq" of a payload that hb_payload_check accepted: the device's
- * heartbeat sequence number, a whole number in [0, 2^53). Returns -1 when the payload is empty,
- * has no such member, or its value is anything else. Reads only payload[0..len). */
-int64_t hb_payload_seq(const void *payload, size_t len);
+/* What a payload says about the audience, for the dashboard. Absent or unusable members: -1 and
+ * "unknown". */
+struct hb_agent {
+    int64_t bitrate;                /* "bitrate", kbit/s, a whole number >= 0 (fractions are cut) */
+    int64_t play_ms;                /* "playTime" (seconds, may have a fraction) in ms */
+    char os[HB_AGENT_NAME_MAX + 1]; /* "agent": {"os", "browser", "device"} */
+    char browser[HB_AGENT_NAME_MAX + 1];
+    char device[HB_AGENT_NAME_MAX + 1];
+};
 
-/* The top-level members the consumer reads from a payload hb_payload_check accepted. */
-struct hb_payload_members {
-    int64_t seq;        /* "seq" as hb_payload_seq, or -1 */
+/* The members of a payload the consumer reads. Unknown members are ignored, so senders can add
+ * fields without breaking older consumers. */
+struct hb_payload {
+    int64_t sent_ms;    /* the first top-level "ts" that is a number in (0, 1e15): the sender's
+                           Unix ms, truncated; -1 when there is none */
+    int64_t seq;        /* "seq": the device's heartbeat number, a whole number in [0, 2^53); -1 */
     int64_t started_ms; /* "started": when the device began playing, Unix ms in [0, 2^53), or -1 */
     bool stopped;       /* "state" is exactly "stopped": the device ends its play */
     /* "mediaId" when it is a string that is an id (hb_id_valid, no escapes): what the device
      * plays; "" otherwise. It names a topic (live counts), so nothing else is accepted. */
     char media[HB_ID_MAX + 1];
+    struct hb_agent agent;
 };
 
-/* Reads seq, started, state and mediaId in one pass over payload[0..len) (a later duplicate member
- * wins); anything unusable leaves the member at its "absent" value. Reads nothing else. */
-void hb_payload_members(const void *payload, size_t len, struct hb_payload_members *out);
+/* Checks payload[0..len): empty, or a JSON object of at most max_len bytes, and reads the members
+ * above in the same pass. For seq, started, state and mediaId a later duplicate wins; for bitrate,
+ * playTime and agent (and each of agent's names) the first one does, valid or not. Names keep
+ * only letters, digits, space and "._-+()/" (others, and each escape sequence, become '_'), so a
+ * name is always safe as part of a hash field. On a rejection *out holds the absent values.
+ * Never allocates and never reads outside payload[0..len). */
+enum hb_reject hb_payload_read(const void *payload, size_t len, size_t max_len,
+                               struct hb_payload *out);
 
 #endif

@@ -1,5 +1,6 @@
 /* Strict JSON validation without building a tree. A recursive descent over the bytes with a
- * depth bound; the one value the consumer wants (the top-level "ts") is read on the way.
+ * depth bound; the members of the top-level object and of the objects directly inside it are
+ * handed to a visitor on the way, so a caller reads what it wants in the same pass.
  * Any byte sequence is safe input: every read checks the end first. */
 #include "json.h"
 
@@ -9,6 +10,8 @@
 
 struct scanner {
     const unsigned char *p, *end;
+    hb_json_visit *visit;
+    void *ctx;
 };
 
 static void skip_ws(struct scanner *s)
@@ -146,6 +149,13 @@ static bool literal(struct scanner *s, const char *word)
 
 static bool value(struct scanner *s, int depth);
 
+/* Whether the raw JSON string text[0..len) (quotes included) is exactly "word", unescaped. */
+static bool raw_equals(const char *text, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    return len == n + 2 && text[0] == '"' && memcmp(text + 1, word, n) == 0 && text[len - 1] == '"';
+}
+
 enum after { AFTER_BAD, AFTER_COMMA, AFTER_CLOSE };
 
 /* After a member or an element: the closing bracket (consumed), or a comma (consumed, with the
@@ -166,9 +176,11 @@ static enum after after_item(struct scanner *s, char close)
     return AFTER_COMMA;
 }
 
-/* An object; s->p is at '{'. At the top level (ts != NULL) the "ts" member is read. */
-static bool object(struct scanner *s, int depth, int64_t *ts)
+/* An object; s->p is at '{'. The members of the top-level object (depth 1) and of an object
+ * that is a top-level member's value (parent is that member's key) are visited. */
+static bool object(struct scanner *s, int depth, const unsigned char *parent, size_t parent_len)
 {
+    bool visited = s->visit != NULL && (depth == 1 || parent != NULL);
     s->p++;
     skip_ws(s);
     if (s->p < s->end && *s->p == '}') {
@@ -181,23 +193,23 @@ static bool object(struct scanner *s, int depth, int64_t *ts)
         const unsigned char *key = s->p;
         if (!string(s))
             return false;
-        bool is_ts = ts != NULL && *ts < 0 && s->p - key == 4 && memcmp(key, "\"ts\"", 4) == 0;
+        size_t key_len = (size_t)(s->p - key);
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':')
             return false;
         s->p++;
         skip_ws(s);
         const unsigned char *v = s->p;
-        if (!value(s, depth + 1))
+        bool ok = depth == 1 && visited && v < s->end && *v == '{'
+                      ? object(s, depth + 1, key, key_len)
+                      : value(s, depth + 1);
+        if (!ok)
             return false;
-        if (is_ts && (is_digit(*v) || *v == '-') && s->p - v < 32) {
-            char buf[32];
-            memcpy(buf, v, (size_t)(s->p - v));
-            buf[s->p - v] = '\0';
-            double d = strtod(buf, NULL);
-            /* 1e15 ms is the year 33658: anything beyond is not a timestamp. */
-            if (d > 0 && d < 1e15)
-                *ts = (int64_t)d;
+        if (visited) {
+            struct hb_json_member m = {(const char *)parent, parent_len,
+                                       (const char *)key,    key_len,
+                                       (const char *)v,      (size_t)(s->p - v)};
+            s->visit(s->ctx, &m);
         }
         enum after a = after_item(s, '}');
         if (a != AFTER_COMMA)
@@ -228,7 +240,7 @@ static bool value(struct scanner *s, int depth)
         return false;
     switch (*s->p) {
     case '{':
-        return object(s, depth, NULL);
+        return object(s, depth, NULL, 0);
     case '[':
         return array(s, depth);
     case '"':
@@ -244,19 +256,53 @@ static bool value(struct scanner *s, int depth)
     }
 }
 
-enum hb_json_kind hb_json_check(const char *text, size_t len, int64_t *ts)
+enum hb_json_kind hb_json_scan(const char *text, size_t len, hb_json_visit *visit, void *ctx)
 {
-    struct scanner s = {(const unsigned char *)text, (const unsigned char *)text + len};
-    *ts = -1;
+    struct scanner s = {(const unsigned char *)text, (const unsigned char *)text + len, visit, ctx};
     skip_ws(&s);
     if (s.p >= s.end)
         return HB_JSON_INVALID;
     bool is_object = *s.p == '{';
-    bool ok = is_object ? object(&s, 1, ts) : value(&s, 1);
+    bool ok = is_object ? object(&s, 1, NULL, 0) : value(&s, 1);
     skip_ws(&s);
-    if (!ok || s.p != s.end) {
-        *ts = -1;
+    if (!ok || s.p != s.end)
         return HB_JSON_INVALID;
-    }
     return is_object ? HB_JSON_OBJECT : HB_JSON_OTHER;
+}
+
+bool hb_json_is(const struct hb_json_member *m, const char *parent, const char *key)
+{
+    if ((parent == NULL) != (m->parent == NULL))
+        return false;
+    return (parent == NULL || raw_equals(m->parent, m->parent_len, parent)) &&
+           raw_equals(m->key, m->key_len, key);
+}
+
+int64_t hb_json_ts(const char *value, size_t len)
+{
+    if (len == 0 || len >= 32 || !(is_digit((unsigned char)value[0]) || value[0] == '-'))
+        return -1;
+    char buf[32];
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    double d = strtod(buf, NULL);
+    /* 1e15 ms is the year 33658: anything beyond is not a timestamp. */
+    return d > 0 && d < 1e15 ? (int64_t)d : -1;
+}
+
+/* The first top-level "ts" that hb_json_ts reads. */
+static void visit_ts(void *ctx, const struct hb_json_member *m)
+{
+    int64_t *ts = ctx;
+    if (*ts < 0 && hb_json_is(m, NULL, "ts"))
+        *ts = hb_json_ts(m->value, m->value_len);
+}
+
+enum hb_json_kind hb_json_check(const char *text, size_t len, int64_t *ts)
+{
+    *ts = -1;
+    enum hb_json_kind kind = hb_json_scan(text, len, visit_ts, ts);
+    if (kind != HB_JSON_OBJECT)
+        *ts = -1;
+    return kind;
 }

@@ -19,7 +19,7 @@ struct aggregates_note {
     size_t order; /* arrival order inside the batch */
     bool stopped;
     char id[2 * HB_ID_MAX + 2]; /* account/device */
-    struct hb_dash_agent agent;
+    struct hb_agent agent;
 };
 
 struct aggregates {

@@ -382,7 +382,6 @@ int main(int argc, char **argv)
         .interval_s = o.common.interval_s,
         .payload_max = (size_t)o.payload_max,
         .keepalive_s = 30,
-        .agents = !o.no_aggregates,
     };
     struct subscriber *sub = subscriber_create(&scfg, &queue, stats);
     if (sub == NULL)

@@ -7,17 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dash.h"
+#include "heartbeat.h"
 #include "ids.h"
 
 /* One accepted heartbeat, already binned by the time it arrived. */
 struct queue_entry {
-    int64_t interval_start;     /* Unix ms */
-    int64_t received_ms;        /* Unix ms, the time the bin was taken from */
-    int64_t seq;                /* the payload's "seq", or -1 when absent */
-    int64_t started_ms;         /* the payload's "started", or -1 when absent */
-    bool stopped;               /* the payload's "state" is "stopped" */
-    struct hb_dash_agent agent; /* the dashboard's members; only read with aggregates on */
+    int64_t interval_start; /* Unix ms */
+    int64_t received_ms;    /* Unix ms, the time the bin was taken from */
+    int64_t seq;            /* the payload's "seq", or -1 when absent */
+    int64_t started_ms;     /* the payload's "started", or -1 when absent */
+    bool stopped;           /* the payload's "state" is "stopped" */
+    struct hb_agent agent;  /* the dashboard's members; only used with aggregates on */
     char account[HB_ID_MAX + 1];
     char device[HB_ID_MAX + 1];
     char media[HB_ID_MAX + 1]; /* the payload's "mediaId", or "" (live counts) */

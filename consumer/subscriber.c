@@ -94,14 +94,12 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 
     atomic_fetch_add_explicit(&s->stats->received, 1, memory_order_relaxed);
     struct hb_heartbeat hb;
+    struct hb_payload p;
     enum hb_reject reason = hb_topic_parse(s->cfg.topic_prefix, topic, tlen, &hb);
     if (reason == HB_OK)
-        reason = hb_payload_check(m->payload, plen, s->cfg.payload_max, &hb.sent_ms);
+        reason = hb_payload_read(m->payload, plen, s->cfg.payload_max, &p);
     if (reason == HB_OK && m->retained)
         reason = HB_REJECT_RETAINED;
-    struct hb_payload_members members = {.seq = -1, .started_ms = -1};
-    if (reason == HB_OK)
-        hb_payload_members(m->payload, plen, &members);
 
     if (reason != HB_OK) {
         stats_reject(s->stats, reason);
@@ -110,12 +108,11 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         struct queue_entry e;
         e.interval_start = hb_interval_start(now, s->interval_ms);
         e.received_ms = now;
-        e.seq = members.seq;
-        e.started_ms = members.started_ms;
-        e.stopped = members.stopped;
-        if (s->cfg.agents)
-            hb_dash_agent_parse(m->payload, plen, &e.agent);
-        memcpy(e.media, members.media, sizeof(e.media));
+        e.seq = p.seq;
+        e.started_ms = p.started_ms;
+        e.stopped = p.stopped;
+        e.agent = p.agent;
+        memcpy(e.media, p.media, sizeof(e.media));
         memcpy(e.account, hb.account, sizeof(e.account));
         memcpy(e.device, hb.device, sizeof(e.device));
         if (queue_push(s->queue, &e))
@@ -123,8 +120,8 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         else
             atomic_fetch_add_explicit(&s->stats->dropped, 1, memory_order_relaxed);
         /* A ts more than a minute off is a wrong sender clock, not a latency. */
-        if (hb.sent_ms >= 0 && now - hb.sent_ms <= 60000 && hb.sent_ms - now <= 1000)
-            stats_latency(s->stats, now - hb.sent_ms);
+        if (p.sent_ms >= 0 && now - p.sent_ms <= 60000 && p.sent_ms - now <= 1000)
+            stats_latency(s->stats, now - p.sent_ms);
     }
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);

@@ -27,7 +27,6 @@ struct subscriber_config {
     int interval_s;
     size_t payload_max;
     int keepalive_s;
-    bool agents; /* parse the dashboard's payload members (common/dash.h) into each entry */
 };
 
 /* The consumer's MQTT side, private to subscriber.c: its clients (with paho's handles) and the

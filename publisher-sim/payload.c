@@ -229,14 +229,14 @@ bool payload_check(const struct payload_template *t, size_t *longest, char *err,
         snprintf(err, errlen, "a rendered payload can exceed %d bytes", PAYLOAD_MAX - 1);
         return false;
     }
-    int64_t ts = -1;
-    enum hb_reject r = hb_payload_check(buf, (size_t)n, PAYLOAD_MAX, &ts);
+    struct hb_payload read;
+    enum hb_reject r = hb_payload_read(buf, (size_t)n, PAYLOAD_MAX, &read);
     if (r != HB_OK) {
         snprintf(err, errlen, "the rendered payload is rejected by the consumer as %s: %.200s",
                  hb_reject_name(r), buf);
         return false;
     }
-    if (has_field(t, FIELD_TS) && ts != v.ts_ms) {
+    if (has_field(t, FIELD_TS) && read.sent_ms != v.ts_ms) {
         snprintf(err, errlen,
                  "{{ts}} must be the value of a top-level \"ts\" field (the "
                  "consumer reads it to measure latency)");

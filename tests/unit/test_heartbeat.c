@@ -15,7 +15,6 @@ static enum hb_reject topic_n(const char *prefix, const char *topic, size_t len,
     if (copy == NULL)
         abort();
     memcpy(copy, topic, len);
-    out->sent_ms = 12345;
     enum hb_reject r = hb_topic_parse(prefix, copy, len, out);
     free(copy);
     return r;
@@ -26,16 +25,26 @@ static enum hb_reject topic(const char *prefix, const char *t, struct hb_heartbe
     return topic_n(prefix, t, strlen(t), out);
 }
 
-/* Checks payload[0..len) from an exact-size heap copy; *sent_ms starts at a sentinel. */
-static enum hb_reject payload_n(const char *payload, size_t len, size_t max_len, int64_t *sent_ms)
+/* Reads payload[0..len) from an exact-size heap copy into *out, which starts as garbage. */
+static enum hb_reject read_n(const char *payload, size_t len, size_t max_len,
+                             struct hb_payload *out)
 {
     char *copy = malloc(len ? len : 1);
     if (copy == NULL)
         abort();
     memcpy(copy, payload, len);
-    *sent_ms = 777;
-    enum hb_reject r = hb_payload_check(copy, len, max_len, sent_ms);
+    memset(out, 0x5a, sizeof(*out)); /* every member must be written */
+    enum hb_reject r = hb_payload_read(copy, len, max_len, out);
     free(copy);
+    return r;
+}
+
+/* Checks payload[0..len) and returns its "ts" in *sent_ms. */
+static enum hb_reject payload_n(const char *payload, size_t len, size_t max_len, int64_t *sent_ms)
+{
+    struct hb_payload p;
+    enum hb_reject r = read_n(payload, len, max_len, &p);
+    *sent_ms = p.sent_ms;
     return r;
 }
 
@@ -65,7 +74,6 @@ static void test_topic_valid_fills_account_and_device(void)
     CHECK_INT(topic("hb", "hb/acct-1/dev.01", &hb), HB_OK);
     CHECK_STR(hb.account, "acct-1");
     CHECK_STR(hb.device, "dev.01");
-    CHECK_INT(hb.sent_ms, -1);
 }
 
 static void test_topic_multi_level_prefix_is_accepted(void)
@@ -98,7 +106,6 @@ static void test_topic_wrong_prefix_is_bad_topic(void)
     CHECK_INT(topic("hb", "h/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
     CHECK_INT(topic("hb", "/hb/acct/dev", &hb), HB_REJECT_BAD_TOPIC);
     CHECK_INT(topic("heartbeat", "hb", &hb), HB_REJECT_BAD_TOPIC);
-    CHECK_INT(hb.sent_ms, -1);
 }
 
 static void test_topic_missing_device_level_is_bad_topic(void)
@@ -133,7 +140,6 @@ static void test_topic_empty_account_or_device_is_bad_id(void)
     struct hb_heartbeat hb;
     CHECK_INT(topic("hb", "hb//dev", &hb), HB_REJECT_BAD_ID);
     CHECK_INT(topic("hb", "hb/acct/", &hb), HB_REJECT_BAD_ID);
-    CHECK_INT(hb.sent_ms, -1);
 }
 
 static void test_topic_64_byte_ids_ok_65_bytes_bad_id(void)
@@ -187,9 +193,16 @@ static void test_topic_nul_byte_inside_id_is_bad_id(void)
 
 /* --- payload --- */
 
+static struct hb_payload members_of(const char *text)
+{
+    struct hb_payload m;
+    read_n(text, strlen(text), HB_PAYLOAD_MAX_DEFAULT, &m);
+    return m;
+}
+
 static int64_t seq_of(const char *text)
 {
-    return hb_payload_seq(text, strlen(text));
+    return members_of(text).seq;
 }
 
 static void test_payload_seq_is_the_top_level_whole_number(void)
@@ -208,17 +221,9 @@ static void test_payload_seq_is_the_top_level_whole_number(void)
     CHECK_INT(seq_of("{}"), -1);
 }
 
-static struct hb_payload_members members_of(const char *text)
-{
-    struct hb_payload_members m;
-    hb_payload_members(text, strlen(text), &m);
-    return m;
-}
-
 static void test_payload_members_state_and_started_are_top_level(void)
 {
-    struct hb_payload_members m =
-        members_of("{\"seq\":3,\"state\":\"stopped\",\"started\":1700000000123}");
+    struct hb_payload m = members_of("{\"seq\":3,\"state\":\"stopped\",\"started\":1700000000123}");
     CHECK_INT(m.seq, 3);
     CHECK(m.stopped);
     CHECK_INT(m.started_ms, 1700000000123);
@@ -241,11 +246,101 @@ static void test_payload_members_state_and_started_are_top_level(void)
     CHECK(!m.stopped);
 }
 
+static void test_payload_media_is_an_id_without_escapes(void)
+{
+    CHECK_STR(members_of("{\"mediaId\":\"m-0042\"}").media, "m-0042");
+    CHECK_STR(members_of("{\"mediaId\":\"m\\u0041\"}").media, "");
+    CHECK_STR(members_of("{\"mediaId\":\"a b\"}").media, "");
+    CHECK_STR(members_of("{\"mediaId\":\"\"}").media, "");
+    CHECK_STR(members_of("{\"mediaId\":\"ok\",\"mediaId\":\"n o\"}").media, "");
+    CHECK_STR(members_of("{\"mediaId\":\"n o\",\"mediaId\":\"ok\"}").media, "ok");
+    /* A later value that is not a string leaves the earlier one. */
+    CHECK_STR(members_of("{\"mediaId\":\"ok\",\"mediaId\":7}").media, "ok");
+    CHECK_STR(members_of("{\"x\":{\"mediaId\":\"nested\"}}").media, "");
+}
+
+static void test_payload_agent_members_are_read_in_the_same_pass(void)
+{
+    struct hb_payload m =
+        members_of("{\"ts\":1700000040123,\"seq\":7,\"mediaId\":\"m-0042\",\"bitrate\":4500,"
+                   "\"playTime\":123.4,\"agent\":{\"os\":\"Android\",\"browser\":\"ExoPlayer\","
+                   "\"device\":\"Pixel 7\"}}");
+    CHECK_INT(m.sent_ms, 1700000040123);
+    CHECK_INT(m.seq, 7);
+    CHECK_STR(m.media, "m-0042");
+    CHECK_INT(m.agent.bitrate, 4500);
+    CHECK_INT(m.agent.play_ms, 123400);
+    CHECK_STR(m.agent.os, "Android");
+    CHECK_STR(m.agent.browser, "ExoPlayer");
+    CHECK_STR(m.agent.device, "Pixel 7");
+}
+
+static void test_payload_agent_absent_or_unusable_is_unknown(void)
+{
+    struct hb_payload m = members_of("{}");
+    CHECK_INT(m.agent.bitrate, -1);
+    CHECK_INT(m.agent.play_ms, -1);
+    CHECK_STR(m.agent.os, "unknown");
+    CHECK_STR(m.agent.browser, "unknown");
+    CHECK_STR(m.agent.device, "unknown");
+    m = members_of("{\"bitrate\":-1,\"playTime\":\"5\",\"agent\":\"Android\"}");
+    CHECK_INT(m.agent.bitrate, -1);
+    CHECK_INT(m.agent.play_ms, -1);
+    CHECK_STR(m.agent.os, "unknown");
+    m = members_of("{\"bitrate\":9007199254740992,\"playTime\":1e300,\"agent\":{\"os\":7,"
+                   "\"browser\":\"\",\"device\":null}}");
+    CHECK_INT(m.agent.bitrate, -1);
+    CHECK_INT(m.agent.play_ms, -1);
+    CHECK_STR(m.agent.os, "unknown");
+    CHECK_STR(m.agent.browser, "unknown");
+    CHECK_STR(m.agent.device, "unknown");
+    /* Fractions are cut; -0 is 0. */
+    m = members_of("{\"bitrate\":4500.9,\"playTime\":-0}");
+    CHECK_INT(m.agent.bitrate, 4500);
+    CHECK_INT(m.agent.play_ms, 0);
+    /* Names of other objects, or deeper, are not the agent's. */
+    m = members_of("{\"x\":{\"os\":\"Linux\"},\"agent\":{\"inner\":{\"os\":\"Deep\"}}}");
+    CHECK_STR(m.agent.os, "unknown");
+    /* Everything is absent when the whole payload is not an object, even after valid members. */
+    m = members_of("{\"bitrate\":1,\"agent\":{\"os\":\"Linux\"},\"seq\":3,}");
+    CHECK_INT(m.agent.bitrate, -1);
+    CHECK_STR(m.agent.os, "unknown");
+    CHECK_INT(m.seq, -1);
+}
+
+static void test_payload_agent_first_member_wins(void)
+{
+    struct hb_payload m = members_of("{\"bitrate\":\"x\",\"bitrate\":5,\"playTime\":2,"
+                                     "\"playTime\":3,\"agent\":{\"os\":\"A\",\"os\":\"B\"},"
+                                     "\"agent\":{\"os\":\"C\",\"browser\":\"D\"}}");
+    CHECK_INT(m.agent.bitrate, -1);
+    CHECK_INT(m.agent.play_ms, 2000);
+    CHECK_STR(m.agent.os, "A");
+    CHECK_STR(m.agent.browser, "unknown");
+    m = members_of("{\"agent\":1,\"agent\":{\"os\":\"C\"}}");
+    CHECK_STR(m.agent.os, "unknown");
+}
+
+static void test_payload_agent_names_are_safe_and_cut(void)
+{
+    struct hb_payload m = members_of("{\"agent\":{\"os\":\"a:b{c}\\\"d\",\"browser\":"
+                                     "\"caf\xc3\xa9 \\u00e9\\/x\",\"device\":"
+                                     "\"0123456789012345678901234567890123456789\"}}");
+    CHECK_STR(m.agent.os, "a_b_c__d");
+    CHECK_STR(m.agent.browser, "caf__ __x");
+    CHECK_STR(m.agent.device, "01234567890123456789012345678901");
+    CHECK_INT(strlen(m.agent.device), HB_AGENT_NAME_MAX);
+}
+
 static void test_payload_empty_is_ok_without_ts(void)
 {
-    int64_t ts = 777;
-    CHECK_INT(hb_payload_check(NULL, 0, HB_PAYLOAD_MAX_DEFAULT, &ts), HB_OK);
-    CHECK_INT(ts, -1);
+    int64_t ts;
+    struct hb_payload p;
+    memset(&p, 0x5a, sizeof(p));
+    CHECK_INT(hb_payload_read(NULL, 0, HB_PAYLOAD_MAX_DEFAULT, &p), HB_OK);
+    CHECK_INT(p.sent_ms, -1);
+    CHECK_INT(p.seq, -1);
+    CHECK_STR(p.agent.os, "unknown");
     CHECK_INT(payload_n("", 0, 0, &ts), HB_OK);
     CHECK_INT(ts, -1);
 }
@@ -449,6 +544,11 @@ int main(void)
     RUN(test_payload_out_of_range_ts_is_minus_one);
     RUN(test_payload_seq_is_the_top_level_whole_number);
     RUN(test_payload_members_state_and_started_are_top_level);
+    RUN(test_payload_media_is_an_id_without_escapes);
+    RUN(test_payload_agent_members_are_read_in_the_same_pass);
+    RUN(test_payload_agent_absent_or_unusable_is_unknown);
+    RUN(test_payload_agent_first_member_wins);
+    RUN(test_payload_agent_names_are_safe_and_cut);
     RUN(test_reject_name_of_every_reason_is_stable);
     RUN(test_reject_name_out_of_range_is_unknown);
     return TESTING_DONE();

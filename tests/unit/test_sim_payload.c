@@ -39,10 +39,11 @@ static void test_default_template_is_the_realistic_payload(void)
                    "\"playTime\":123.4,\"agent\":{\"os\":\"Android\",\"browser\":\"ExoPlayer\","
                    "\"device\":\"Pixel 7\"}}");
     CHECK_INT(n, (int)strlen(buf));
-    int64_t ts = -2;
-    CHECK_INT(hb_payload_check(buf, (size_t)n, HB_PAYLOAD_MAX_DEFAULT, &ts), HB_OK);
-    CHECK_INT(ts, values.ts_ms);
-    CHECK_INT(hb_payload_seq(buf, (size_t)n), 7);
+    struct hb_payload read;
+    CHECK_INT(hb_payload_read(buf, (size_t)n, HB_PAYLOAD_MAX_DEFAULT, &read), HB_OK);
+    CHECK_INT(read.sent_ms, values.ts_ms);
+    CHECK_INT(read.seq, 7);
+    CHECK_STR(read.agent.device, "Pixel 7");
     size_t longest = 0;
     char err[256];
     CHECK(payload_check(&t, &longest, err, sizeof(err)));
