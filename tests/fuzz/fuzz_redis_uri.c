@@ -17,8 +17,8 @@ static void format_uri(const struct hb_redis_addr *addr, char *out, size_t size)
     if (addr->cluster) {
         n = snprintf(out, size, "redis-cluster://%s:%s@", addr->user, addr->password);
         for (size_t i = 0; i < addr->n_seeds && n > 0 && (size_t)n < size; i++)
-            n += snprintf(out + n, size - (size_t)n, "%s%s:%d", i ? "," : "",
-                          addr->seeds[i].host, addr->seeds[i].port);
+            n += snprintf(out + n, size - (size_t)n, "%s%s:%d", i ? "," : "", addr->seeds[i].host,
+                          addr->seeds[i].port);
     } else if (addr->path[0]) {
         n = snprintf(out, size, "unix://%s?db=%d", addr->path, addr->db);
     } else {
