@@ -27,6 +27,7 @@ struct hb_control {
     atomic_bool connected;
     atomic_bool closing; /* hb_control_destroy runs: no reconnect, no warning */
     atomic_ullong published, failed;
+    atomic_ulong connects; /* successful connections */
     bool started;
 };
 
@@ -90,6 +91,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 {
     struct hb_control *c = ud;
     if (rc == 0) {
+        atomic_fetch_add(&c->connects, 1);
         atomic_store(&c->connected, true);
         HB_INFO("control: connected to the broker");
     } else {
@@ -185,6 +187,11 @@ bool hb_control_stop(struct hb_control *c, const char *account, const char *devi
     }
     atomic_fetch_add(&c->published, 1);
     return true;
+}
+
+unsigned long hb_control_connects(const struct hb_control *c)
+{
+    return atomic_load(&c->connects);
 }
 
 bool hb_control_connected(const struct hb_control *c)

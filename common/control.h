@@ -52,6 +52,10 @@ bool hb_control_publish(struct hb_control *c, const char *topic, const void *pay
 /* True while connected to the broker. */
 bool hb_control_connected(const struct hb_control *c);
 
+/* Connections the broker accepted since creation. A new one means the broker may have been
+ * restarted and lost what was retained (a broker without persistence does). */
+unsigned long hb_control_connects(const struct hb_control *c);
+
 /* Stops published and stops that could not be, since creation. */
 unsigned long long hb_control_published(const struct hb_control *c);
 unsigned long long hb_control_failed(const struct hb_control *c);

@@ -192,6 +192,25 @@ static bool publish(struct live *l, struct live_topic *t)
     return hb_control_publish(l->control, topic, payload, (size_t)len, true);
 }
 
+/* Every count above 0 waits to be published again, at once. */
+static void republish_all(struct live *l)
+{
+    struct live_topic *tables[2] = {l->accounts, l->media};
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        for (struct live_topic *t = tables[i]; t != NULL; t = t->hh.next) {
+            if (t->count > 0) {
+                t->published = -1;
+                t->published_ms = 0;
+                mark_dirty(l, t);
+                n++;
+            }
+        }
+    }
+    if (n > 0)
+        HB_INFO("live: connected again; publishing %zu counts again", n);
+}
+
 void live_tick(struct live *l, int64_t now_ms)
 {
     if (now_ms < l->next_sweep_ms)
@@ -201,6 +220,11 @@ void live_tick(struct live *l, int64_t now_ms)
         device_remove(l, l->lru);
 
     bool connected = hb_control_connected(l->control);
+    unsigned long connects = hb_control_connects(l->control);
+    if (connected && connects != l->connects) {
+        l->connects = connects;
+        republish_all(l);
+    }
     struct live_topic *t, *tmp;
     DL_FOREACH_SAFE(l->dirty, t, tmp)
     {

@@ -1,7 +1,8 @@
 /* Live viewer counts (--live): per media and per account, the devices whose heartbeat arrived
  * within a short window, published retained at QoS 1 on <prefix>/media/<media> as
  * {"media":M,"watching":N} and <prefix>/account/<account> as {"account":A,"watching":N}, at most
- * once a second per topic and only when the count changed. Runs on the writer thread. */
+ * once a second per topic and only when the count changed, and every count again after each
+ * new connection to the broker (which may have lost them). Runs on the writer thread. */
 #ifndef HB_LIVE_H
 #define HB_LIVE_H
 
@@ -39,6 +40,7 @@ struct live {
     struct live_topic *media, *accounts; /* uthash by name */
     struct live_topic *dirty;            /* utlist: count differs from what was published */
     int64_t next_sweep_ms;
+    unsigned long connects; /* the publisher's connections when the counts were last re-sent */
     /* Read by /metrics on other threads. */
     atomic_ullong n_devices, n_topics, publishes, publish_failures, evictions, dropped;
 };
@@ -60,7 +62,9 @@ void live_note(struct live *l, const struct queue_entry *e);
 /* Expires devices not seen within the window and publishes the changed counts whose topic was
  * last published a second or more ago. Cheap when called often (it works at most every 100 ms,
  * now_ms being Unix ms like received_ms). A publish that fails is retried at a later tick; a
- * count of 0 that cannot be published while disconnected is forgotten (counted in dropped). */
+ * count of 0 that cannot be published while disconnected is forgotten (counted in dropped).
+ * After the publisher connects again, every count above 0 is published again (a broker
+ * restarted without persistence has none of them); zeros are not kept, so they are not. */
 void live_tick(struct live *l, int64_t now_ms);
 
 #endif

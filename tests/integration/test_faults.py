@@ -4,8 +4,11 @@ of numbered devices publishes, then compares EVERY complete interval with the tr
 the design promises it) or checks that the loss is counted (where it does not). Run one by hand
 with: HB_BUILD_DIR=build python3 tests/integration/test_faults.py SCENARIO"""
 
+import json
 import signal
 import sys
+
+import paho.mqtt.client as mqtt
 
 from faults_harness import Fleet, Verifier, healthz, metrics, metrics_args, read_interval
 from harness import check, check_eq, interval_start, main, now_ms, wait_until
@@ -107,6 +110,42 @@ def broker_restart_loss_is_counted(env):
     check_eq(status, 503, "/healthz while loss goes on")
     check("heartbeats lost" in body, f"/healthz says why: {body!r}")
     check_eq(consumer.stop()[1]["lost"], lost, "lost at exit")
+
+
+def live_counts(broker, expected, what):
+    """Subscribes to the live account counts on broker and waits until what it received (a
+    new subscription gets the retained ones first) equals expected: topic -> payload."""
+    got = {}
+    c = mqtt.Client(client_id="live-counts", protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, json.loads(m.payload))
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    try:
+        wait_until(c.is_connected, 10, "the live count subscriber to connect")
+        c.subscribe("live/account/+", qos=1)
+        wait_until(lambda: got == expected, 15, what)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def live_counts_are_published_again_after_a_broker_restart(env):
+    """The broker (no persistence) loses the retained live counts when it restarts; no count
+    changes meanwhile, yet each is published again once the consumer's publisher is back."""
+    redis, broker, consumer, fleet, port = setup(env, consumer_extra=["--live"])
+    expected = {f"live/account/{a}": {"account": a, "watching": PER_ACCOUNT}
+                for a in fleet.accounts}
+    fleet.round()
+    live_counts(broker, expected, "every account's count, retained")
+    broker.stop()
+    broker.start()
+    consumer.wait_subscribed(2)
+    fleet.pub.client.reconnect()
+    wait_until(fleet.pub.client.is_connected, 10, "the publisher to reconnect")
+    fleet.round()  # the same devices: no count changes
+    live_counts(broker, expected, "every account's count again after the restart")
+    check_eq(metrics(port)["hb_consumer_live_devices"], ACCOUNTS * PER_ACCOUNT, "devices")
+    check_eq(consumer.stop()[0], 0, "consumer exit status")
 
 
 def consumer_kill9_without_peer_loss_is_counted(env):
@@ -244,6 +283,7 @@ SCENARIOS = {f.__name__: f for f in [
     redis_down_longer_than_an_interval_counts_expired,
     flushall_is_exact_from_the_next_complete_interval,
     broker_restart_loss_is_counted,
+    live_counts_are_published_again_after_a_broker_restart,
     consumer_kill9_without_peer_loss_is_counted,
     consumer_kill9_with_peer_is_exact,
     redis_slowed_is_exact,
