@@ -60,6 +60,18 @@ return out
 """
 
 
+def callgrind_total(path):
+    """The instructions a callgrind run counted (its "summary:" line), or None without one."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class BenchError(RuntimeError):
     pass
 
@@ -375,6 +387,10 @@ class Bench:
                     r, "--interval", str(interval), "--stats-interval", "1"]
         else:
             raise BenchError(f"unknown subject {subject}")
+        if getattr(self.args, "callgrind", False) and subject.startswith("consumer"):
+            # Instructions, not time: a figure the rest of the machine cannot disturb.
+            out = os.path.join(self.out, "steps", f"{tag}.callgrind")
+            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv]
         before = self.subscribe_count()
         p = Process(subject, argv, os.path.join(self.out, "steps", f"{tag}.log"),
                     watch=[self.broker.pid, self.servers.redis_proc.pid])
@@ -504,6 +520,9 @@ class Bench:
             time.sleep(0.05)
         finally:
             status = p.stop()
+        ir = callgrind_total(os.path.join(self.out, "steps", f"{tag}.callgrind"))
+        if ir is not None:
+            row["ir_per_hb"] = round(ir / max(rep["sent"], 1))
         final = p.samples[-1][1] if p.samples else {"received": 0}
         processed = final.get("written", final["received"])
         t_first, t_last = rep["first_ts_ms"] / 1000, rep["last_ts_ms"] / 1000

@@ -44,8 +44,9 @@ class LiveDash(Bench):
                     log(f"  retained live/media/m-1: {row['live_media_retained']}")
             b, o = got[base], got[other]
             ratio = None
-            if b.get("cpu_us_per_hb") and o.get("cpu_us_per_hb"):
-                ratio = round(o["cpu_us_per_hb"] / b["cpu_us_per_hb"], 3)
+            key = "ir_per_hb" if b.get("ir_per_hb") else "cpu_us_per_hb"
+            if b.get(key) and o.get(key):
+                ratio = round(o[key] / b[key], 3)
             out.append({"round": rnd + 1, "order": " ".join(order), "base": b, "live": o,
                         "ratio": ratio})
             log(f"  round {rnd + 1}: {other} / {base} = {ratio}")
@@ -151,6 +152,10 @@ class LiveDash(Bench):
                                if a.live_rate and a.live else [])
             results["versus"] = (self.ab("consumer-base", "consumer", a.live_rate, a.rounds)
                                  if a.base_build and a.live_rate else [])
+            if results["versus"] and a.profile and not a.callgrind:
+                for subject in ("consumer-base", "consumer"):
+                    self.profile(subject, a.live_rate)
+            results["profiles"] = self.profiles
             results["dashboard"] = [self.dashboard(a.dash_rate, a.dash_devices, a.dash_requests,
                                                    a.page) for _ in range(a.rounds)
                                     ] if a.dash_devices else []
@@ -165,14 +170,16 @@ def ab_table(rounds, title, names, extra=None):
     """One A/B comparison as a table: per round both CPU figures and their ratio, then the
     median ratio. names = (base, other) column names; extra = (header, row -> cell)."""
     base, other = names
-    head = (f"| round | order | CPU µs/hb {base} | CPU µs/hb {other} | {other} ÷ {base} | exact "
+    key = "ir_per_hb" if rounds and rounds[0]["base"].get("ir_per_hb") else "cpu_us_per_hb"
+    unit = "instructions/hb" if key == "ir_per_hb" else "CPU µs/hb"
+    head = (f"| round | order | {unit} {base} | {unit} {other} | {other} ÷ {base} | exact "
             f"| other cores ({base} / {other}) |")
     out = [title, "", head + (f" {extra[0]} |" if extra else ""),
            "|---|---|---|---|---|---|---|" + ("---|" if extra else "")]
     for r in rounds:
         b, o = r["base"], r["live"]
-        out.append(f"| {r['round']} | {r['order']} | {b.get('cpu_us_per_hb')} | "
-                   f"{o.get('cpu_us_per_hb')} | {r['ratio']} | {b['exact']} / {o['exact']} "
+        out.append(f"| {r['round']} | {r['order']} | {b.get(key)} | "
+                   f"{o.get(key)} | {r['ratio']} | {b['exact']} / {o['exact']} "
                    f"| {b.get('other_cores')} / {o.get('other_cores')} |"
                    + (f" {extra[1](o)} |" if extra else ""))
     ratios = [r["ratio"] for r in rounds if r["ratio"]]
@@ -196,6 +203,15 @@ def markdown(res, a):
         out += ab_table(res["versus"], f"**This build against `{a.base_build}`** — hb-consumer "
                         f"at {a.live_rate}/s for {a.duration:g} s, same options, a fresh "
                         "consumer and an empty Redis per step:", ("base", "this build"))
+    for subject, p in res.get("profiles", {}).items():
+        name = "base" if subject == "consumer-base" else "this build"
+        if "error" in p:
+            out += [f"Profile of {name}: perf failed: {p['error']}", ""]
+            continue
+        out += [f"**Profile of {name}** at {p['rate']:,}/s (`perf record -e cpu-clock`, dwarf "
+                "call graphs): inclusive time of its own functions, cJSON and hiredis, as % of "
+                "its samples:", "", "| % | function |", "|---|---|"]
+        out += [f"| {pct:.1f} | `{what}` |" for pct, what in p["own"][:10]] + [""]
     if res["dashboard"]:
         out += [f"**Dashboard** — {a.dash_devices} distinct devices through hb-consumer, then "
                 f"`GET /dashboard/data` on a fresh `hb-api --dashboard`, {a.dash_requests} "
@@ -230,7 +246,15 @@ def main():
                    help="another build dir: compare its hb-consumer with --build's, A B / B A")
     p.add_argument("--no-live", dest="live", action="store_false",
                    help="skip the --live figure (with --base-build: only the comparison)")
+    p.add_argument("--no-profile", dest="profile", action="store_false",
+                   help="with --base-build: no perf profile of the two consumers")
+    p.add_argument("--callgrind", action="store_true",
+                   help="run the consumers under valgrind's callgrind and compare instructions "
+                   "per heartbeat (use a low --live-rate: callgrind is ~50x slower)")
     a = p.parse_args()
+    a.warmup = 2  # bench.py's profile() reads it
+    if a.callgrind:  # a consumer under valgrind drains its backlog ~50x slower
+        a.drain_timeout = max(a.drain_timeout, 300)
     # bench.py's step() reads these; 200 x 1000 = 200,000 distinct devices.
     a.accounts, a.devices_per_account = 200, a.dash_devices // 200 or 1000
     a.max_other_cores, a.retries = 99, 0

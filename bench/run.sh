@@ -13,7 +13,10 @@
 #                                     with 200,000 devices; results in bench/results/live-<stamp>/
 #   bash bench/run.sh versus DIR      hb-consumer of this build against the one in build dir DIR
 #                                     (e.g. a build of an older commit): CPU per heartbeat at
-#                                     20,000/s, A B / B A, three rounds; bench/results/live-<stamp>/
+#                                     20,000/s, A B / B A, three rounds, then a perf profile of
+#                                     each; bench/results/live-<stamp>/. On a busy machine,
+#                                     BENCH_VERSUS_ARGS="--callgrind --live-rate 1000" compares
+#                                     instructions per heartbeat under valgrind instead
 #   BENCH_QUICK=1 bash bench/run.sh   smoke run (~2-3 min), does not touch BENCHMARKS.md
 #
 # Environment: HB_BUILD_DIR (default build), BENCH_RATES (e.g. 5000,40000), BENCH_SUBJECTS
@@ -21,7 +24,8 @@
 # BENCH_PROFILE_RATE (0 = no perf profile), BENCH_REPEAT (runs of consumer and floor per rate),
 # BENCH_CONSUMER_ARGS (extra hb-consumer options, to compare settings), BENCH_WRITE_DOCS (1/0),
 # BENCH_MAX_LOAD (wait for the load average to drop below this first, default 1.0; 0 = don't),
-# BENCH_ADMISSION_ARGS (extra bench/admission.py options, e.g. "--rounds 1 --algs hs256").
+# BENCH_ADMISSION_ARGS (extra bench/admission.py options, e.g. "--rounds 1 --algs hs256"),
+# BENCH_VERSUS_ARGS (extra bench/live_dash.py options for versus).
 # Missing Debian packages (the project's, gnuplot, wrk, redis-tools, valgrind) are installed.
 set -euo pipefail
 
@@ -115,7 +119,7 @@ fi
 if [[ $what == versus ]]; then
     exec /usr/bin/python3 "$here/live_dash.py" --build "$build" --tools "$tools" \
         --out "$here/results/live-$stamp" --base-build "$(cd "$2" && pwd)" --no-live \
-        --dash-devices 0
+        --dash-devices 0 ${BENCH_VERSUS_ARGS:-}
 fi
 if [[ $what != admission ]]; then
     out=$here/results/$stamp
