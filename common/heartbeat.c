@@ -78,6 +78,14 @@ static int64_t whole_number(const char *value, size_t len)
  * number, negative, or not below 2^53 after scaling. */
 static int64_t scaled_number(const char *value, size_t len, double scale)
 {
+    /* A whole number below 2^53 is exact as a double, so this is what strtod would give. */
+    if (len <= 15) {
+        int64_t v = whole_number(value, len);
+        if (v >= 0) {
+            double d = (double)v * scale;
+            return d < 9007199254740992.0 ? (int64_t)d : -1;
+        }
+    }
     char buf[64];
     if (len == 0 || len >= sizeof(buf) ||
         !(value[0] == '-' || (value[0] >= '0' && value[0] <= '9')))
@@ -123,13 +131,43 @@ static void take_name(const char *value, size_t len, char name[HB_AGENT_NAME_MAX
         strcpy(name, "unknown");
 }
 
+/* The members read, and where: at the top level or inside the top-level "agent" object. */
+enum member { OTHER, TS, SEQ, STARTED, STATE, MEDIA, BITRATE, PLAY, AGENT, OS, BROWSER, DEVICE };
+
+static const struct {
+    const char *name;
+    size_t len;
+    enum member id;
+    bool in_agent;
+} known[] = {
+    {"ts", 2, TS, false},          {"seq", 3, SEQ, false},       {"started", 7, STARTED, false},
+    {"state", 5, STATE, false},    {"mediaId", 7, MEDIA, false}, {"bitrate", 7, BITRATE, false},
+    {"playTime", 8, PLAY, false},  {"agent", 5, AGENT, false},   {"os", 2, OS, true},
+    {"browser", 7, BROWSER, true}, {"device", 6, DEVICE, true},
+};
+
+/* Which member m is. Keys are compared raw (an escaped key is another key), length first: this
+ * runs for every member of every heartbeat on paho's receive thread. */
+static enum member member_of(const struct hb_json_member *m)
+{
+    bool in_agent = m->parent != NULL;
+    if (in_agent && !(m->parent_len == 7 && memcmp(m->parent, "\"agent\"", 7) == 0))
+        return OTHER;
+    const char *key = m->key + 1;
+    size_t n = m->key_len - 2;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (known[i].len == n && known[i].in_agent == in_agent &&
+            memcmp(known[i].name, key, n) == 0)
+            return known[i].id;
+    }
+    return OTHER;
+}
+
 /* What the visitor has taken so far: bitrate, playTime, agent and each name count once. */
 struct reader {
     struct hb_payload *out;
     bool bitrate, play, agent, names[3];
 };
-
-static const char *const agent_names[3] = {"os", "browser", "device"};
 
 static void visit_member(void *ctx, const struct hb_json_member *m)
 {
@@ -137,37 +175,50 @@ static void visit_member(void *ctx, const struct hb_json_member *m)
     struct hb_payload *p = r->out;
     const char *v = m->value;
     size_t n = m->value_len;
-    if (m->parent != NULL) {
-        char *dst[3] = {p->agent.os, p->agent.browser, p->agent.device};
-        /* Only the first "agent" counts, and its members come before it is seen. */
-        for (int i = 0; i < 3 && !r->agent; i++) {
-            if (hb_json_is(m, "agent", agent_names[i])) {
-                if (!r->names[i])
-                    take_name(v, n, dst[i]);
-                r->names[i] = true;
-            }
-        }
-    } else if (hb_json_is(m, NULL, "ts")) {
+    enum member id = member_of(m);
+    switch (id) {
+    case TS:
         if (p->sent_ms < 0)
             p->sent_ms = hb_json_ts(v, n);
-    } else if (hb_json_is(m, NULL, "seq")) {
+        break;
+    case SEQ:
         p->seq = whole_number(v, n);
-    } else if (hb_json_is(m, NULL, "started")) {
+        break;
+    case STARTED:
         p->started_ms = whole_number(v, n);
-    } else if (hb_json_is(m, NULL, "state")) {
+        break;
+    case STATE:
         p->stopped = n == 9 && memcmp(v, "\"stopped\"", 9) == 0;
-    } else if (hb_json_is(m, NULL, "mediaId")) {
+        break;
+    case MEDIA:
         take_media(v, n, p->media);
-    } else if (hb_json_is(m, NULL, "bitrate")) {
+        break;
+    case BITRATE:
         if (!r->bitrate)
             p->agent.bitrate = scaled_number(v, n, 1.0);
         r->bitrate = true;
-    } else if (hb_json_is(m, NULL, "playTime")) {
+        break;
+    case PLAY:
         if (!r->play)
             p->agent.play_ms = scaled_number(v, n, 1000.0);
         r->play = true;
-    } else if (hb_json_is(m, NULL, "agent")) {
+        break;
+    case AGENT:
         r->agent = true;
+        break;
+    case OS:
+    case BROWSER:
+    case DEVICE: {
+        /* Only the first "agent" counts, and its members come before it is seen. */
+        int i = id - OS;
+        char *dst[3] = {p->agent.os, p->agent.browser, p->agent.device};
+        if (!r->agent && !r->names[i])
+            take_name(v, n, dst[i]);
+        r->names[i] = true;
+        break;
+    }
+    case OTHER:
+        break;
     }
 }
 

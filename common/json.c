@@ -270,14 +270,6 @@ enum hb_json_kind hb_json_scan(const char *text, size_t len, hb_json_visit *visi
     return is_object ? HB_JSON_OBJECT : HB_JSON_OTHER;
 }
 
-bool hb_json_is(const struct hb_json_member *m, const char *parent, const char *key)
-{
-    if ((parent == NULL) != (m->parent == NULL))
-        return false;
-    return (parent == NULL || raw_equals(m->parent, m->parent_len, parent)) &&
-           raw_equals(m->key, m->key_len, key);
-}
-
 int64_t hb_json_ts(const char *value, size_t len)
 {
     if (len == 0 || len >= 32 || !(is_digit((unsigned char)value[0]) || value[0] == '-'))
@@ -294,7 +286,7 @@ int64_t hb_json_ts(const char *value, size_t len)
 static void visit_ts(void *ctx, const struct hb_json_member *m)
 {
     int64_t *ts = ctx;
-    if (*ts < 0 && hb_json_is(m, NULL, "ts"))
+    if (*ts < 0 && m->parent == NULL && raw_equals(m->key, m->key_len, "ts"))
         *ts = hb_json_ts(m->value, m->value_len);
 }
 

@@ -47,10 +47,6 @@ typedef void hb_json_visit(void *ctx, const struct hb_json_member *m);
  * HB_JSON_OBJECT. */
 enum hb_json_kind hb_json_scan(const char *text, size_t len, hb_json_visit *visit, void *ctx);
 
-/* Whether m is the member key (unescaped, e.g. "ts") of the top level (parent NULL) or of the
- * object under the top-level member parent. */
-bool hb_json_is(const struct hb_json_member *m, const char *parent, const char *key);
-
 /* A "ts" value as hb_json_check reads it: a number token shorter than 32 bytes in (0, 1e15),
  * truncated to whole milliseconds; -1 for anything else. */
 int64_t hb_json_ts(const char *value, size_t len);
